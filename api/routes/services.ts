@@ -1,0 +1,54 @@
+import type { FastifyPluginAsync } from "fastify";
+import { Type } from "typebox";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { RouteDeps } from "../app.js";
+import { DEFAULT_AZ, loadComputeHosts } from "../compute-hosts.js";
+import { requireAdmin } from "../policy.js";
+import { errors, Nullable } from "../schemas/common.js";
+
+const Service = Type.Object({
+  id: Type.String(),
+  binary: Type.String(),
+  host: Type.String(),
+  zone: Type.String(),
+  status: Type.String(),
+  state: Type.String(),
+  updated_at: Nullable(Type.String()),
+  disabled_reason: Nullable(Type.String()),
+  forced_down: Type.Boolean(),
+});
+
+export const serviceRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, config }) => {
+  const app = plain.withTypeProvider<TypeBoxTypeProvider>();
+
+  app.get(
+    "/v2.1/os-services",
+    {
+      schema: {
+        summary: "List compute services (admin)",
+        tags: ["services"],
+        querystring: Type.Object({ host: Type.Optional(Type.String()), binary: Type.Optional(Type.String()) }),
+        response: { 200: Type.Object({ services: Type.Array(Service) }), ...errors(403) },
+      },
+    },
+    async (req) => {
+      requireAdmin(req, "os_compute_api:os-services:list");
+      let hosts = await loadComputeHosts(db, config.serviceDownTimeSec);
+      if (req.query.host !== undefined) hosts = hosts.filter((h) => h.host === req.query.host);
+      if (req.query.binary !== undefined && req.query.binary !== "nova-compute") hosts = [];
+      return {
+        services: hosts.map((h) => ({
+          id: h.id,
+          binary: "nova-compute",
+          host: h.host,
+          zone: h.availability_zone ?? DEFAULT_AZ,
+          status: h.status,
+          state: h.is_up ? "up" : "down",
+          updated_at: h.last_seen_at.toISOString().replace("Z", "000"),
+          disabled_reason: h.disabled_reason,
+          forced_down: h.forced_down,
+        })),
+      };
+    },
+  );
+};

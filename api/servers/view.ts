@@ -1,0 +1,136 @@
+/** The server representation at microversion 2.1, built from rows without I/O. */
+import { createHash } from "node:crypto";
+import type { FlavorSnapshot, ImageSnapshot } from "../../common/messages.js";
+import { serverStatus } from "../../common/status.js";
+import { instanceNameFromSeq } from "../../common/instance-name.js";
+import { resourceLinks } from "../links.js";
+
+export interface InstanceRow {
+  id: string;
+  seq: number;
+  name: string;
+  description: string | null;
+  project_id: string;
+  user_id: string;
+  vm_state: string;
+  task_state: string | null;
+  power_state: number;
+  host: string | null;
+  node: string | null;
+  availability_zone: string | null;
+  flavor: FlavorSnapshot;
+  image_id: string | null;
+  image: ImageSnapshot | null;
+  requested_networks: unknown;
+  metadata: Record<string, string>;
+  config_drive: boolean;
+  user_data: string | null;
+  key_name: string | null;
+  reservation_id: string;
+  launch_index: number;
+  access_ip_v4: string | null;
+  access_ip_v6: string | null;
+  progress: number;
+  attempts: number;
+  alternates: string[];
+  tried_hosts: string[];
+  launched_at: Date | null;
+  terminated_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+  deleted_at: Date | null;
+}
+
+export interface AddressRow {
+  network_name: string;
+  mac_address: string;
+  ip_address: string;
+  device_index: number | null;
+}
+
+export interface FaultRow {
+  code: number;
+  message: string;
+  details: string;
+  created_at: Date;
+}
+
+const iso = (d: Date | null) => (d ? d.toISOString().replace(/\.\d{3}Z$/, "Z") : null);
+
+/** Nova's hostId: sha224 of project id and host, "" while unscheduled. */
+export function hostId(projectId: string, host: string | null): string {
+  return host ? createHash("sha224").update(projectId + host).digest("hex") : "";
+}
+
+/** Ordered like the NICs, grouped by network name (clients rely on the order). */
+export function addressesView(rows: AddressRow[]) {
+  const out: Record<string, { addr: string; version: number; "OS-EXT-IPS:type": string; "OS-EXT-IPS-MAC:mac_addr": string }[]> = {};
+  const sorted = [...rows].sort((a, b) => (a.device_index ?? 0) - (b.device_index ?? 0));
+  for (const r of sorted) {
+    (out[r.network_name] ??= []).push({
+      addr: r.ip_address,
+      version: r.ip_address.includes(":") ? 6 : 4,
+      "OS-EXT-IPS:type": "fixed",
+      "OS-EXT-IPS-MAC:mac_addr": r.mac_address,
+    });
+  }
+  return out;
+}
+
+export interface ViewOptions {
+  publicUrl: string;
+  isAdmin: boolean;
+  addresses: AddressRow[];
+  fault: FaultRow | null;
+}
+
+export function serverView(row: InstanceRow, opts: ViewOptions) {
+  const status = serverStatus(row.vm_state, row.task_state);
+  const showFault = opts.fault !== null && (status === "ERROR" || status === "DELETED");
+  return {
+    id: row.id,
+    name: row.name,
+    status,
+    tenant_id: row.project_id,
+    user_id: row.user_id,
+    metadata: row.metadata,
+    hostId: hostId(row.project_id, row.host),
+    image: row.image_id ? { id: row.image_id, links: [{ rel: "bookmark", href: `${opts.publicUrl}/images/${row.image_id}` }] } : ("" as const),
+    flavor: { id: row.flavor.id, links: [{ rel: "bookmark", href: `${opts.publicUrl}/flavors/${row.flavor.id}` }] },
+    created: iso(row.created_at)!,
+    updated: iso(row.updated_at)!,
+    addresses: addressesView(opts.addresses),
+    accessIPv4: row.access_ip_v4 ?? "",
+    accessIPv6: row.access_ip_v6 ?? "",
+    links: resourceLinks(opts.publicUrl, "servers", row.id),
+    "OS-DCF:diskConfig": "MANUAL",
+    progress: row.progress,
+    "OS-EXT-AZ:availability_zone": row.availability_zone ?? "",
+    config_drive: row.config_drive ? "True" : "",
+    key_name: row.key_name,
+    "OS-SRV-USG:launched_at": iso(row.launched_at),
+    "OS-SRV-USG:terminated_at": iso(row.terminated_at),
+    "OS-EXT-STS:task_state": row.task_state,
+    "OS-EXT-STS:vm_state": row.vm_state,
+    "OS-EXT-STS:power_state": row.power_state,
+    ...(opts.isAdmin
+      ? {
+          "OS-EXT-SRV-ATTR:host": row.host,
+          "OS-EXT-SRV-ATTR:hypervisor_hostname": row.node,
+          "OS-EXT-SRV-ATTR:instance_name": instanceNameFromSeq(row.seq),
+        }
+      : {}),
+    "os-extended-volumes:volumes_attached": [],
+    ...(opts.addresses.length > 0 ? { security_groups: [{ name: "default" }] } : {}),
+    ...(showFault && opts.fault
+      ? {
+          fault: {
+            code: opts.fault.code,
+            created: iso(opts.fault.created_at)!,
+            message: opts.fault.message,
+            ...(opts.isAdmin || opts.fault.code !== 500 ? { details: opts.fault.details } : {}),
+          },
+        }
+      : {}),
+  };
+}

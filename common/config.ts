@@ -1,0 +1,105 @@
+/**
+ * Every setting Cirrus reads from the environment, typed, each with a default that
+ * works on a developer's machine. Nothing else in the code reads process.env.
+ */
+import os from "node:os";
+import path from "node:path";
+
+export interface Config {
+  databaseUrl: string;
+  redisUrl: string;
+  /** Prefix of every BullMQ key, so several Cirrus deployments can share one Redis. */
+  queuePrefix: string;
+  apiHost: string;
+  apiPort: number;
+  /** The URL clients reach the API at; used in links and Location headers. */
+  publicUrl: string;
+  authMode: "dev";
+  devToken: string;
+  stateDir: string;
+  imageStoreDir: string;
+  instancesPath: string;
+  logLevel: string;
+  /** A compute service whose last heartbeat is older than this is down. */
+  serviceDownTimeSec: number;
+  heartbeatIntervalSec: number;
+  schedulerMaxAttempts: number;
+  agentHost: string;
+  agentDriver: "libvirt" | "fake";
+  libvirtUri: string;
+  /** True when LIBVIRT_URI was set explicitly (no silent fallback then). */
+  libvirtUriExplicit: boolean;
+  agentConcurrency: number;
+  agentAvailabilityZone: string | null;
+  agentInventory: {
+    vcpus: number | null;
+    memoryMb: number | null;
+    diskGb: number | null;
+    cpuAllocationRatio: number;
+    ramAllocationRatio: number;
+    diskAllocationRatio: number;
+    reservedHostMemoryMb: number;
+    reservedHostDiskGb: number;
+  };
+}
+
+type Env = Record<string, string | undefined>;
+
+function num(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n)) throw new Error(`${name} must be a number, got "${raw}"`);
+  return n;
+}
+
+function optionalNum(env: Env, name: string): number | null {
+  const raw = env[name];
+  return raw === undefined || raw === "" ? null : num(env, name, 0);
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const stateDir = path.resolve(env.CIRRUS_STATE_DIR ?? ".cirrus");
+  const apiHost = env.CIRRUS_API_HOST ?? "127.0.0.1";
+  const apiPort = num(env, "CIRRUS_API_PORT", 8774);
+  const authMode = env.CIRRUS_AUTH_MODE ?? "dev";
+  if (authMode !== "dev") throw new Error(`CIRRUS_AUTH_MODE must be "dev" (OIDC is not built yet), got "${authMode}"`);
+  const agentDriver = env.CIRRUS_AGENT_DRIVER ?? "libvirt";
+  if (agentDriver !== "libvirt" && agentDriver !== "fake") {
+    throw new Error(`CIRRUS_AGENT_DRIVER must be libvirt or fake, got "${agentDriver}"`);
+  }
+  return {
+    databaseUrl: env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/cirrus",
+    redisUrl: env.REDIS_URL ?? "redis://127.0.0.1:6379",
+    queuePrefix: env.CIRRUS_QUEUE_PREFIX ?? "cirrus",
+    apiHost,
+    apiPort,
+    publicUrl: (env.CIRRUS_PUBLIC_URL ?? `http://${apiHost}:${apiPort}`).replace(/\/+$/, ""),
+    authMode,
+    devToken: env.CIRRUS_DEV_TOKEN ?? "cirrus-dev-admin-token",
+    stateDir,
+    imageStoreDir: path.resolve(env.CIRRUS_IMAGE_STORE ?? path.join(stateDir, "images")),
+    instancesPath: path.resolve(env.CIRRUS_INSTANCES_PATH ?? path.join(stateDir, "instances")),
+    logLevel: env.LOG_LEVEL ?? "info",
+    serviceDownTimeSec: num(env, "CIRRUS_SERVICE_DOWN_TIME", 60),
+    heartbeatIntervalSec: num(env, "CIRRUS_HEARTBEAT_INTERVAL", 10),
+    schedulerMaxAttempts: num(env, "CIRRUS_SCHEDULER_MAX_ATTEMPTS", 3),
+    agentHost: env.CIRRUS_HOST ?? os.hostname(),
+    agentDriver,
+    libvirtUri: env.LIBVIRT_URI ?? "qemu:///system",
+    libvirtUriExplicit: env.LIBVIRT_URI !== undefined && env.LIBVIRT_URI !== "",
+    agentConcurrency: num(env, "CIRRUS_AGENT_CONCURRENCY", 8),
+    agentAvailabilityZone: env.CIRRUS_AVAILABILITY_ZONE || null,
+    agentInventory: {
+      vcpus: optionalNum(env, "CIRRUS_AGENT_VCPUS"),
+      memoryMb: optionalNum(env, "CIRRUS_AGENT_MEMORY_MB"),
+      diskGb: optionalNum(env, "CIRRUS_AGENT_DISK_GB"),
+      // Nova's initial_*_allocation_ratio and reserved_host_memory_mb defaults.
+      cpuAllocationRatio: num(env, "CIRRUS_CPU_ALLOCATION_RATIO", 4.0),
+      ramAllocationRatio: num(env, "CIRRUS_RAM_ALLOCATION_RATIO", 1.0),
+      diskAllocationRatio: num(env, "CIRRUS_DISK_ALLOCATION_RATIO", 1.0),
+      reservedHostMemoryMb: num(env, "CIRRUS_RESERVED_HOST_MEMORY_MB", 512),
+      reservedHostDiskGb: num(env, "CIRRUS_RESERVED_HOST_DISK_GB", 0),
+    },
+  };
+}

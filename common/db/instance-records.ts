@@ -1,0 +1,96 @@
+/**
+ * Writes that go with an instance's life: state changes (always through the state
+ * machine), faults, and instance actions with their events.
+ */
+import type { Knex } from "knex";
+import { transition, type InstanceEvent, type InstanceState, type TaskState, type VmState } from "../state-machine.js";
+import type { PowerState } from "../power-state.js";
+
+type Tx = Knex | Knex.Transaction;
+
+export interface LockedInstance {
+  id: string;
+  seq: number;
+  vm_state: VmState;
+  task_state: TaskState;
+  power_state: PowerState;
+  host: string | null;
+  project_id: string;
+  user_id: string;
+  deleted_at: Date | null;
+}
+
+/** Locks the instance row for the rest of the transaction. */
+export async function lockInstance(trx: Knex.Transaction, id: string): Promise<LockedInstance | undefined> {
+  return trx("instances").where({ id }).forUpdate().first();
+}
+
+/** Applies one state machine event and whatever other columns go with it. */
+export async function applyEvent(
+  trx: Tx,
+  instance: InstanceState & { id: string },
+  event: InstanceEvent,
+  extra: Record<string, unknown> = {},
+): Promise<InstanceState> {
+  const next = transition(instance, event);
+  await trx("instances")
+    .where({ id: instance.id })
+    .update({ ...next, ...extra, updated_at: trx.fn.now() });
+  return next;
+}
+
+export async function addFault(
+  trx: Tx,
+  fault: { instanceId: string; code: number; message: string; details?: string; host?: string | null },
+): Promise<void> {
+  await trx("instance_faults").insert({
+    instance_id: fault.instanceId,
+    code: fault.code,
+    message: fault.message,
+    details: fault.details ?? "",
+    host: fault.host ?? null,
+  });
+}
+
+export async function startAction(
+  trx: Tx,
+  a: { instanceId: string; action: string; requestId: string; projectId: string; userId: string },
+): Promise<void> {
+  await trx("instance_actions")
+    .insert({ instance_id: a.instanceId, action: a.action, request_id: a.requestId, project_id: a.projectId, user_id: a.userId })
+    .onConflict(["instance_id", "request_id"])
+    .ignore();
+}
+
+/** Records a finished event on the action of this request; finishes the action when asked. */
+export async function recordEvent(
+  trx: Tx,
+  e: {
+    instanceId: string;
+    requestId: string;
+    event: string;
+    result: "Success" | "Error";
+    host?: string | null;
+    details?: string | null;
+    finishAction?: boolean;
+  },
+): Promise<void> {
+  const action = await trx("instance_actions").where({ instance_id: e.instanceId, request_id: e.requestId }).first("id");
+  if (!action) return;
+  await trx("instance_action_events").insert({
+    action_id: action.id,
+    event: e.event,
+    result: e.result,
+    host: e.host ?? null,
+    details: e.details ?? null,
+    traceback: e.result === "Error" ? (e.details ?? null) : null,
+    finish_time: trx.fn.now(),
+  });
+  await trx("instance_actions")
+    .where({ id: action.id })
+    .update({
+      updated_at: trx.fn.now(),
+      ...(e.finishAction ? { finish_time: trx.fn.now() } : {}),
+      ...(e.result === "Error" ? { message: "Error" } : {}),
+    });
+}

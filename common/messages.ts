@@ -1,0 +1,96 @@
+/**
+ * The typed messages that travel through the queues. A spawn or delete job is
+ * self-contained: the compute agent has no database credentials, so everything it
+ * needs is in the job, and everything it learns goes back as a Report.
+ */
+import type { PowerState } from "./power-state.js";
+
+export interface FlavorSnapshot {
+  id: string;
+  name: string;
+  vcpus: number;
+  ram: number; // MiB
+  disk: number; // GiB
+  ephemeral: number; // GiB
+  swap: number; // MiB
+  extra_specs: Record<string, string>;
+}
+
+export interface ImageSnapshot {
+  id: string;
+  name: string;
+  disk_format: string; // qcow2 | raw | iso
+  /** A path on the host's file system that the agent can read. */
+  location: string;
+  size: number | null;
+  checksum: string | null;
+  properties: Record<string, string>;
+}
+
+export interface PortSpec {
+  id: string;
+  network_id: string;
+  network_name: string;
+  mac_address: string;
+  mtu: number;
+  fixed_ips: { subnet_id: string; ip_address: string; version: 4 | 6; cidr: string; gateway_ip: string | null }[];
+}
+
+export interface InstanceRef {
+  instance_id: string;
+  /** libvirt domain name, Nova's instance-%08x. */
+  instance_name: string;
+}
+
+export interface SpawnSpec extends InstanceRef {
+  project_id: string;
+  user_id: string;
+  name: string;
+  flavor: FlavorSnapshot;
+  image: ImageSnapshot;
+  ports: PortSpec[];
+  metadata: Record<string, string>;
+  config_drive: boolean;
+  user_data: string | null;
+}
+
+/** schedule queue: place one accepted boot request. */
+export interface ScheduleJob {
+  instance_id: string;
+  request_id: string;
+}
+
+/** compute.<host> queue. */
+export type ComputeJob =
+  | { kind: "spawn"; request_id: string; attempt: number; spec: SpawnSpec }
+  | { kind: "delete"; request_id: string; instance: InstanceRef };
+
+/** reports queue: what agents tell the conductor. */
+export type Report =
+  | {
+      kind: "register";
+      host: string;
+      hypervisor_type: string;
+      hypervisor_version: number;
+      hypervisor_hostname: string;
+      host_ip: string;
+      libvirt_uri: string;
+      availability_zone: string | null;
+      inventory: Record<ResourceClass, InventorySpec>;
+    }
+  | { kind: "spawned"; host: string; request_id: string; instance_id: string; attempt: number; power_state: PowerState }
+  | { kind: "spawn_failed"; host: string; request_id: string; instance_id: string; attempt: number; reason: string }
+  | { kind: "deleted"; host: string; request_id: string; instance_id: string }
+  | { kind: "delete_failed"; host: string; request_id: string; instance_id: string; reason: string };
+
+export type ResourceClass = "VCPU" | "MEMORY_MB" | "DISK_GB";
+export const RESOURCE_CLASSES: readonly ResourceClass[] = ["VCPU", "MEMORY_MB", "DISK_GB"];
+
+export interface InventorySpec {
+  total: number;
+  reserved: number;
+  min_unit: number;
+  max_unit: number;
+  step_size: number;
+  allocation_ratio: number;
+}

@@ -1,0 +1,152 @@
+/**
+ * The transactional outbox. A write that must be followed by a job inserts the job
+ * into `outbox` in the same transaction; the relay publishes committed rows to
+ * BullMQ under the row's deterministic job id, so a crash between commit and
+ * publish, or a Redis outage, loses nothing and publishes nothing twice.
+ */
+import pg from "pg";
+import type { Knex } from "knex";
+import type { Db } from "./db/knex.js";
+import type { Logger } from "./logger.js";
+import type { QueueSet } from "./queues.js";
+
+const CHANNEL = "cirrus_outbox";
+
+export interface OutboxJob {
+  queue: string;
+  name: string;
+  /** Deterministic: the same logical job always gets the same id. */
+  jobId: string;
+  payload: object;
+}
+
+export async function enqueue(trx: Knex | Knex.Transaction, job: OutboxJob): Promise<void> {
+  await trx("outbox").insert({ queue: job.queue, job_name: job.name, job_id: job.jobId, payload: JSON.stringify(job.payload) });
+  // Delivered at commit, so the relay wakes only for rows it can see.
+  await trx.raw("SELECT pg_notify(?, '')", [CHANNEL]);
+}
+
+export interface RelayOptions {
+  db: Db;
+  databaseUrl: string;
+  queues: QueueSet;
+  log: Logger;
+  batchSize?: number;
+  pollIntervalMs?: number;
+  publishTimeoutMs?: number;
+}
+
+export class OutboxRelay {
+  private running = false;
+  private wake: (() => void) | null = null;
+  private listener: pg.Client | null = null;
+  private loop: Promise<void> | null = null;
+  private lastCleanup = 0;
+
+  constructor(private readonly opts: RelayOptions) {}
+
+  async start(): Promise<void> {
+    this.running = true;
+    await this.listen();
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+    await this.listener?.end().catch(() => {});
+  }
+
+  private async listen(): Promise<void> {
+    try {
+      const client = new pg.Client({ connectionString: this.opts.databaseUrl });
+      client.on("error", () => {
+        this.listener = null;
+      });
+      client.on("notification", () => this.wake?.());
+      await client.connect();
+      await client.query(`LISTEN ${CHANNEL}`);
+      this.listener = client;
+    } catch (err) {
+      // Polling still delivers everything; LISTEN only makes it prompt.
+      this.opts.log.warn({ err }, "outbox relay: LISTEN failed, polling only");
+    }
+  }
+
+  private async run(): Promise<void> {
+    const poll = this.opts.pollIntervalMs ?? 1000;
+    let backoff = 0;
+    while (this.running) {
+      let published = 0;
+      try {
+        published = await this.drainOnce();
+        backoff = 0;
+      } catch (err) {
+        backoff = Math.min(backoff ? backoff * 2 : 200, 5000);
+        this.opts.log.warn({ err: String(err), retryInMs: backoff }, "outbox relay: publish failed, will retry");
+      }
+      if (!this.running) break;
+      if (published === (this.opts.batchSize ?? 200) && backoff === 0) continue;
+      if (!this.listener && this.running) await this.listen();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, backoff || poll);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = null;
+    }
+  }
+
+  /** Publishes one batch of committed, unpublished rows; returns how many. */
+  async drainOnce(): Promise<number> {
+    const { db, queues } = this.opts;
+    const batch = this.opts.batchSize ?? 200;
+    const timeoutMs = this.opts.publishTimeoutMs ?? 5000;
+    const count = await db.transaction(async (trx) => {
+      const rows: { id: number; queue: string; job_name: string; job_id: string; payload: object }[] = await trx("outbox")
+        .select("id", "queue", "job_name", "job_id", "payload")
+        .whereNull("published_at")
+        .orderBy("id")
+        .limit(batch)
+        .forUpdate()
+        .skipLocked();
+      if (rows.length === 0) return 0;
+      const byQueue = new Map<string, typeof rows>();
+      for (const row of rows) byQueue.set(row.queue, [...(byQueue.get(row.queue) ?? []), row]);
+      await withTimeout(
+        Promise.all(
+          [...byQueue].map(([queue, jobs]) =>
+            queues.get(queue).addBulk(jobs.map((j) => ({ name: j.job_name, data: j.payload, opts: { jobId: j.job_id } }))),
+          ),
+        ),
+        timeoutMs,
+      );
+      await trx("outbox").whereIn("id", rows.map((r) => r.id)).update({ published_at: trx.fn.now() });
+      return rows.length;
+    });
+    if (Date.now() - this.lastCleanup > 60_000) {
+      this.lastCleanup = Date.now();
+      await db("outbox").whereNotNull("published_at").where("published_at", "<", db.raw("now() - interval '1 day'")).delete();
+    }
+    return count;
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`queue publish timed out after ${ms} ms`)), ms);
+    promise.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
+}

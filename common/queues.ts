@@ -1,0 +1,74 @@
+/**
+ * Queue names, connections and the job options every producer uses.
+ * BullMQ queue names cannot contain ":"; a host's queue is compute.<host>.
+ */
+import { Queue, type ConnectionOptions, type JobsOptions } from "bullmq";
+import { Redis, type RedisOptions } from "ioredis";
+
+export const SCHEDULE_QUEUE = "schedule";
+export const REPORTS_QUEUE = "reports";
+
+export function computeQueueName(host: string): string {
+  return `compute.${host.replace(/[^A-Za-z0-9._-]/g, "_")}`;
+}
+
+export function redisOptions(redisUrl: string): RedisOptions {
+  const url = new URL(redisUrl);
+  return {
+    host: url.hostname || "127.0.0.1",
+    port: url.port ? Number(url.port) : 6379,
+    ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+    ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+    db: url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0,
+    // Workers block on Redis; BullMQ requires this to be null for them.
+    maxRetriesPerRequest: null,
+  };
+}
+
+/** A connection for a Worker: it waits for Redis to come back. */
+export function workerConnection(redisUrl: string): ConnectionOptions {
+  return redisOptions(redisUrl) as ConnectionOptions;
+}
+
+/** A connection for producers: fail fast while Redis is down, so the caller can retry later. */
+export function producerConnection(redisUrl: string): Redis {
+  return new Redis({ ...redisOptions(redisUrl), enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+}
+
+export const DEFAULT_JOB_OPTIONS: JobsOptions = {
+  // A handler that throws (the database or Redis briefly away) is retried; handlers are idempotent.
+  attempts: 8,
+  backoff: { type: "exponential", delay: 500 },
+  removeOnComplete: { age: 3600, count: 10_000 },
+  removeOnFail: { age: 7 * 24 * 3600 },
+};
+
+/** Producer-side queues, created on first use and shared. */
+export class QueueSet {
+  private readonly queues = new Map<string, Queue>();
+  private readonly connection: Redis;
+
+  constructor(
+    redisUrl: string,
+    readonly prefix: string,
+  ) {
+    this.connection = producerConnection(redisUrl);
+    // ioredis reports connection errors as events; without a listener they crash the process.
+    this.connection.on("error", () => {});
+  }
+
+  get(name: string): Queue {
+    let queue = this.queues.get(name);
+    if (!queue) {
+      queue = new Queue(name, { connection: this.connection, prefix: this.prefix, defaultJobOptions: DEFAULT_JOB_OPTIONS });
+      queue.on("error", () => {});
+      this.queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    this.connection.disconnect();
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Every change of an instance's (vm_state, task_state, power_state) is one call of
+ * `transition`: routes, conductor and reconciler use it, nothing writes vm_state by
+ * hand. A transition not in the table throws InvalidTransition, which callers turn
+ * into 409 (API) or into "ignore a stale report" (conductor).
+ */
+import { PowerState } from "./power-state.js";
+
+export type VmState =
+  | "building" | "active" | "stopped" | "paused" | "suspended" | "rescued" | "resized"
+  | "soft-delete" | "deleted" | "error" | "shelved" | "shelved_offloaded";
+
+export type TaskState = "scheduling" | "spawning" | "deleting" | null;
+
+export interface InstanceState {
+  vm_state: VmState;
+  task_state: TaskState;
+  power_state: PowerState;
+}
+
+export type InstanceEvent =
+  | { type: "create_accepted" }
+  | { type: "host_claimed" }
+  | { type: "spawn_succeeded"; power_state: PowerState }
+  | { type: "build_failed" }
+  | { type: "delete_requested" }
+  | { type: "delete_failed" }
+  | { type: "delete_completed" };
+
+export class InvalidTransition extends Error {
+  constructor(
+    readonly state: InstanceState,
+    readonly event: InstanceEvent["type"],
+  ) {
+    super(`cannot apply ${event} to vm_state ${state.vm_state}, task_state ${state.task_state ?? "None"}`);
+    this.name = "InvalidTransition";
+  }
+}
+
+type Rule<E extends InstanceEvent> = {
+  from: (s: InstanceState) => boolean;
+  to: (s: InstanceState, e: E) => InstanceState;
+};
+
+type Table = { [K in InstanceEvent["type"]]: Rule<Extract<InstanceEvent, { type: K }>> };
+
+const building = (s: InstanceState) => s.vm_state === "building";
+
+export const TRANSITIONS: Table = {
+  create_accepted: {
+    from: () => true,
+    to: () => ({ vm_state: "building", task_state: "scheduling", power_state: PowerState.NOSTATE }),
+  },
+  // A host was claimed (first choice or an alternate after a failed spawn).
+  host_claimed: {
+    from: (s) => building(s) && (s.task_state === "scheduling" || s.task_state === "spawning"),
+    to: (s) => ({ ...s, task_state: "spawning" }),
+  },
+  spawn_succeeded: {
+    from: (s) => building(s) && s.task_state === "spawning",
+    to: (_s, e) => ({ vm_state: "active", task_state: null, power_state: e.power_state }),
+  },
+  build_failed: {
+    from: (s) => building(s) && s.task_state !== "deleting",
+    to: () => ({ vm_state: "error", task_state: null, power_state: PowerState.NOSTATE }),
+  },
+  // Delete is always accepted, whatever task is in flight (Nova does the same).
+  delete_requested: {
+    from: (s) => s.vm_state !== "deleted",
+    to: (s) => ({ ...s, task_state: "deleting" }),
+  },
+  // Nova puts an instance whose delete failed into ERROR; deleting it again is allowed.
+  delete_failed: {
+    from: (s) => s.task_state === "deleting",
+    to: (s) => ({ ...s, vm_state: "error", task_state: null }),
+  },
+  delete_completed: {
+    from: (s) => s.vm_state !== "deleted",
+    to: () => ({ vm_state: "deleted", task_state: null, power_state: PowerState.NOSTATE }),
+  },
+};
+
+export function canTransition(state: InstanceState, event: InstanceEvent["type"]): boolean {
+  return TRANSITIONS[event].from(state);
+}
+
+export function transition(state: InstanceState, event: InstanceEvent): InstanceState {
+  const rule = TRANSITIONS[event.type] as Rule<InstanceEvent>;
+  if (!rule.from(state)) throw new InvalidTransition(state, event.type);
+  return rule.to(state, event);
+}
