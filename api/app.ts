@@ -45,10 +45,9 @@ export async function buildApp(deps: AppDeps) {
       const given = req.headers["x-openstack-request-id"];
       return typeof given === "string" && isRequestId(given) ? given : newRequestId();
     },
-    requestIdLogLabel: "request_id",
     routerOptions: { ignoreTrailingSlash: true },
     bodyLimit: 1024 * 1024,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: "array", allErrors: false } },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   await app.register(swagger, {

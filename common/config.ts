@@ -27,6 +27,8 @@ export interface Config {
   agentHost: string;
   agentDriver: "libvirt" | "fake";
   libvirtUri: string;
+  /** Nova's [libvirt] virt_type: qemu (TCG, works everywhere) or kvm (needs a working /dev/kvm). */
+  virtType: "qemu" | "kvm";
   /** True when LIBVIRT_URI was set explicitly (no silent fallback then). */
   libvirtUriExplicit: boolean;
   agentConcurrency: number;
@@ -58,6 +60,12 @@ function optionalNum(env: Env, name: string): number | null {
   return raw === undefined || raw === "" ? null : num(env, name, 0);
 }
 
+function virtType(raw: string | undefined): "qemu" | "kvm" {
+  if (raw === undefined || raw === "" || raw === "qemu") return "qemu";
+  if (raw === "kvm") return "kvm";
+  throw new Error(`CIRRUS_VIRT_TYPE must be qemu or kvm, got "${raw}"`);
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const stateDir = path.resolve(env.CIRRUS_STATE_DIR ?? ".cirrus");
   const apiHost = env.CIRRUS_API_HOST ?? "127.0.0.1";
@@ -87,6 +95,7 @@ export function loadConfig(env: Env = process.env): Config {
     agentHost: env.CIRRUS_HOST ?? os.hostname(),
     agentDriver,
     libvirtUri: env.LIBVIRT_URI ?? "qemu:///system",
+    virtType: virtType(env.CIRRUS_VIRT_TYPE),
     libvirtUriExplicit: env.LIBVIRT_URI !== undefined && env.LIBVIRT_URI !== "",
     agentConcurrency: num(env, "CIRRUS_AGENT_CONCURRENCY", 8),
     agentAvailabilityZone: env.CIRRUS_AVAILABILITY_ZONE || null,

@@ -15,7 +15,7 @@ export async function openDriver(config: Config, log: Logger): Promise<{ driver:
     await driver.init();
     return { driver, uri: "fake://" };
   }
-  const primary = new LibvirtDriver({ uri: config.libvirtUri, instancesPath: config.instancesPath });
+  const primary = new LibvirtDriver({ uri: config.libvirtUri, instancesPath: config.instancesPath, virtType: config.virtType });
   try {
     await primary.init();
     return { driver: primary, uri: config.libvirtUri };

@@ -32,11 +32,11 @@ export async function applyEvent(
   event: InstanceEvent,
   extra: Record<string, unknown> = {},
 ): Promise<InstanceState> {
-  const next = transition(instance, event);
+  const { vm_state, task_state, power_state } = transition(instance, event);
   await trx("instances")
     .where({ id: instance.id })
-    .update({ ...next, ...extra, updated_at: trx.fn.now() });
-  return next;
+    .update({ vm_state, task_state, power_state, ...extra, updated_at: trx.fn.now() });
+  return { vm_state, task_state, power_state };
 }
 
 export async function addFault(

@@ -2,7 +2,7 @@
  * The libvirt virt driver: any libvirt URI, qemu:///system for real guests and
  * test:///default for libvirt's in-process simulated hypervisor.
  */
-import { constants as fsConstants, existsSync } from "node:fs";
+import { constants as fsConstants } from "node:fs";
 import { mkdir, open, rm, statfs, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { InstanceRef, SpawnSpec } from "../../../common/messages.js";
@@ -69,6 +69,8 @@ export interface LibvirtDriverOptions {
   /** Holds one folder per instance (disk, console.log), as Nova's instances_path. */
   instancesPath: string;
   spawnTimeoutMs?: number;
+  /** Nova's [libvirt] virt_type for qemu:// URIs; qemu (TCG) unless kvm is asked for. */
+  virtType?: "qemu" | "kvm";
 }
 
 const POLL_INTERVAL_MS = 500;
@@ -144,7 +146,7 @@ export class LibvirtDriver implements VirtDriver {
     if (/^test(\+[a-z]+)?:/.test(options.uri)) this.kind = "test";
     else if (/^qemu(\+[a-z]+)?:/.test(options.uri)) this.kind = "qemu";
     else throw new Error(`unsupported libvirt URI ${options.uri}: use a qemu:// or test:// URI`);
-    this.domainType = this.kind === "test" ? "test" : existsSync("/dev/kvm") ? "kvm" : "qemu";
+    this.domainType = this.kind === "test" ? "test" : (options.virtType ?? "qemu");
     this.instancesPath = path.resolve(options.instancesPath);
     this.spawnTimeoutMs = options.spawnTimeoutMs ?? DEFAULT_SPAWN_TIMEOUT_MS;
   }
