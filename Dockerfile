@@ -11,8 +11,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends libvirt-dev python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 # node:20 bundles npm 10, which ignores package.json#allowScripts and runs every
-# install script. npm 11 (the one the lockfile is made with) runs only the allowed
-# ones, among them the libvirt addon's. This stage is thrown away, so a global npm is fine.
+# install script; npm 11 (as on the dev machines) runs only the allowed ones, the
+# libvirt addon's among them. This stage is thrown away, so a global npm is fine here.
 RUN npm install -g npm@11.19.1
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -29,8 +29,8 @@ FROM node:20-bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libvirt0 qemu-utils genisoimage ca-certificates \
  && rm -rf /var/lib/apt/lists/*
-# Every libvirt call holds a libuv thread until libvirtd answers; the default 4 would
-# let a few slow calls stall file and DNS work too.
+# UV_THREADPOOL_SIZE: every libvirt call holds a libuv thread until libvirtd answers;
+# with the default 4, a few slow calls would stall file and DNS work too.
 # CIRRUS_STATE_DIR: the default (.cirrus under the working directory) is not writable
 # here; images and instances default to its images/ and instances/.
 ENV NODE_ENV=production \

@@ -12,6 +12,7 @@ import { isRequestId, newRequestId } from "../common/ids.js";
 import type { Logger } from "../common/logger.js";
 import type { Authenticator } from "./auth/dev-auth.js";
 import { installErrorHandlers } from "./errors.js";
+import { validatorCompiler } from "./validation.js";
 import { MAX_VERSION, MIN_VERSION, negotiate } from "./microversion.js";
 import { versionRoutes } from "./routes/versions.js";
 import { flavorRoutes } from "./routes/flavors.js";
@@ -47,7 +48,6 @@ export async function buildApp(deps: AppDeps) {
     },
     routerOptions: { ignoreTrailingSlash: true },
     bodyLimit: 1024 * 1024,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   await app.register(swagger, {
@@ -69,6 +69,7 @@ export async function buildApp(deps: AppDeps) {
     },
   });
 
+  app.setValidatorCompiler(validatorCompiler());
   installErrorHandlers(app);
 
   app.addHook("onRequest", async (req, reply) => {

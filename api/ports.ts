@@ -6,7 +6,7 @@
 import type { Knex } from "knex";
 import { conflict, badRequest } from "../common/errors.js";
 import { newId, newMacAddress } from "../common/ids.js";
-import { contains, isIpv4, parseCidr4, type Pool } from "../common/ipam.js";
+import { isHostAddress, parseCidr4, type Pool } from "../common/ipam.js";
 
 export interface SubnetRow {
   id: string;
@@ -87,7 +87,7 @@ export async function createPort(trx: Knex.Transaction, spec: NewPort): Promise<
   const cidr = parseCidr4(subnet.cidr);
   let address: string | null;
   if (spec.fixedIp !== undefined) {
-    if (!isIpv4(spec.fixedIp) || !contains(cidr, spec.fixedIp)) {
+    if (!isHostAddress(cidr, spec.fixedIp)) {
       throw badRequest(`Fixed IP address ${spec.fixedIp} is not valid on subnet ${subnet.id} (${subnet.cidr}).`);
     }
     if (spec.fixedIp === subnet.gateway_ip) {

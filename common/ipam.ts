@@ -45,6 +45,14 @@ export function contains(cidr: Cidr4, ip: string): boolean {
   return n >= cidr.network && n < cidr.network + cidr.size;
 }
 
+/** True when ip is one of the subnet's usable host addresses (not network or broadcast). */
+export function isHostAddress(cidr: Cidr4, ip: string): boolean {
+  if (!isIpv4(ip)) return false;
+  const n = ipToInt(ip);
+  const { first, last } = hostRange(cidr);
+  return n >= first && n <= last;
+}
+
 /** Usable host addresses: all but network and broadcast, except for /31 and /32. */
 export function hostRange(cidr: Cidr4): { first: number; last: number } {
   if (cidr.prefix >= 31) return { first: cidr.network, last: cidr.network + cidr.size - 1 };

@@ -159,7 +159,7 @@ export const imageRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, co
       if (req.query.marker !== undefined) {
         const marker = isUuid(req.query.marker) ? await db("images").where({ id: req.query.marker }).first() : undefined;
         if (!marker) throw badRequest(`marker [${req.query.marker}] not found`);
-        q = q.whereRaw("(created_at, id) < (?, ?)", [marker.created_at, marker.id]);
+        q = q.whereRaw("(created_at, id) < (SELECT created_at, id FROM images WHERE id = ?)", [marker.id]);
       }
       const rows: ImageRow[] = await q.limit(size);
       const last = rows[rows.length - 1];

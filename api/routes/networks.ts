@@ -5,7 +5,7 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { Knex } from "knex";
 import { badRequest, conflict, NovaError, notFound } from "../../common/errors.js";
 import { isUuid, newId } from "../../common/ids.js";
-import { defaultGateway, defaultPools, isIpv4, parseCidr4, contains, validatePools, type Cidr4 } from "../../common/ipam.js";
+import { defaultGateway, defaultPools, isHostAddress, parseCidr4, validatePools, type Cidr4 } from "../../common/ipam.js";
 import type { RouteDeps } from "../app.js";
 import type { RequestContext } from "../context.js";
 import type { SubnetRow } from "../ports.js";
@@ -213,8 +213,8 @@ export const networkRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db }
       }
       if (cidr.prefix > 30) throw badRequest(`Invalid input for cidr: ${s.cidr} leaves no room for instances.`);
       let gateway = s.gateway_ip === undefined ? defaultGateway(cidr) : s.gateway_ip;
-      if (gateway !== null && (!isIpv4(gateway) || !contains(cidr, gateway))) {
-        throw badRequest(`Gateway IP ${gateway} is not within subnet ${s.cidr}.`);
+      if (gateway !== null && !isHostAddress(cidr, gateway)) {
+        throw badRequest(`Gateway is not valid on subnet: ${gateway} is not a host address of ${s.cidr}.`);
       }
       const pools = s.allocation_pools ?? defaultPools(cidr, gateway);
       const poolError = validatePools(cidr, pools, gateway);

@@ -68,11 +68,18 @@ export const serverRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, c
       });
     }
     if (query.marker !== undefined) {
-      const marker = isUuid(query.marker) ? await db("instances").where({ id: query.marker }).first("id", "created_at") : undefined;
+      const marker = isUuid(query.marker) ? await db("instances").where({ id: query.marker }).first("id") : undefined;
       if (!marker) throw badRequest(`marker [${query.marker}] not found`);
-      q = q.whereRaw("(created_at, id) < (?, ?)", [marker.created_at, marker.id]);
+      // Compared in SQL: a JavaScript Date would drop the microseconds and skip rows.
+      q = q.whereRaw("(created_at, id) < (SELECT created_at, id FROM instances WHERE id = ?)", [marker.id]);
     }
-    return q.limit(pageSize(query.limit));
+    try {
+      return await q.limit(pageSize(query.limit));
+    } catch (err) {
+      // Postgres is the judge of its own regular expressions (invalid_regular_expression).
+      if ((err as { code?: string }).code === "2201B") throw badRequest(`Invalid regular expression for name: ${query.name}`);
+      throw err;
+    }
   };
 
   app.post(

@@ -3,7 +3,7 @@ import { Links } from "./common.js";
 
 // Nova accepts integers or digit strings for the sizes of a flavor.
 const Count = (min: number, description: string) =>
-  Type.Union([Type.Integer({ minimum: min }), Type.String({ pattern: "^[0-9]+$" })], { description });
+  Type.Union([Type.Integer({ minimum: min }), Type.String({ pattern: min > 0 ? "^0*[1-9][0-9]*$" : "^[0-9]+$" })], { description });
 
 export const FlavorCreateBody = Type.Object(
   {
