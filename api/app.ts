@@ -81,6 +81,11 @@ export async function buildApp(deps: AppDeps) {
       reply.header("openstack-api-version", `compute ${version}`);
       reply.header("x-openstack-nova-api-version", version);
       reply.header("vary", "OpenStack-API-Version, X-OpenStack-Nova-API-Version");
+      if (!negotiated.ok && negotiated.malformed) {
+        return reply
+          .status(400)
+          .send(errorBody(400, `API Version String ${negotiated.requested} is of invalid format. Must be of format MajorNum.MinorNum.`));
+      }
       if (!negotiated.ok) {
         return reply
           .status(406)

@@ -6,7 +6,10 @@
 export const MIN_VERSION = "2.1";
 export const MAX_VERSION = "2.1";
 
-export type Negotiated = { ok: true; version: string } | { ok: false; requested: string };
+export type Negotiated =
+  | { ok: true; version: string }
+  /** malformed: not MAJOR.MINOR (Nova answers 400); otherwise outside the range (406). */
+  | { ok: false; requested: string; malformed: boolean };
 
 function requested(headers: Record<string, string | string[] | undefined>): string | null {
   const modern = headers["openstack-api-version"];
@@ -25,5 +28,5 @@ export function negotiate(headers: Record<string, string | string[] | undefined>
   if (asked === null || asked.toLowerCase() === "latest") return { ok: true, version: MAX_VERSION };
   const m = /^(\d+)\.(\d+)$/.exec(asked);
   if (m && Number(m[1]) === 2 && Number(m[2]) === 1) return { ok: true, version: "2.1" };
-  return { ok: false, requested: asked };
+  return { ok: false, requested: asked, malformed: m === null };
 }

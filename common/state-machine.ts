@@ -46,6 +46,13 @@ type Table = { [K in InstanceEvent["type"]]: Rule<Extract<InstanceEvent, { type:
 
 const building = (s: InstanceState) => s.vm_state === "building";
 
+/** Only the three state fields, whatever else the caller's object (a database row) carries. */
+const with_ = (s: InstanceState, change: Partial<InstanceState>): InstanceState => ({
+  vm_state: change.vm_state ?? s.vm_state,
+  task_state: change.task_state !== undefined ? change.task_state : s.task_state,
+  power_state: change.power_state ?? s.power_state,
+});
+
 export const TRANSITIONS: Table = {
   create_accepted: {
     from: () => true,
@@ -54,7 +61,7 @@ export const TRANSITIONS: Table = {
   // A host was claimed (first choice or an alternate after a failed spawn).
   host_claimed: {
     from: (s) => building(s) && (s.task_state === "scheduling" || s.task_state === "spawning"),
-    to: (s) => ({ ...s, task_state: "spawning" }),
+    to: (s) => with_(s, { task_state: "spawning" }),
   },
   spawn_succeeded: {
     from: (s) => building(s) && s.task_state === "spawning",
@@ -67,12 +74,12 @@ export const TRANSITIONS: Table = {
   // Delete is always accepted, whatever task is in flight (Nova does the same).
   delete_requested: {
     from: (s) => s.vm_state !== "deleted",
-    to: (s) => ({ ...s, task_state: "deleting" }),
+    to: (s) => with_(s, { task_state: "deleting" }),
   },
   // Nova puts an instance whose delete failed into ERROR; deleting it again is allowed.
   delete_failed: {
     from: (s) => s.task_state === "deleting",
-    to: (s) => ({ ...s, vm_state: "error", task_state: null }),
+    to: (s) => with_(s, { vm_state: "error", task_state: null }),
   },
   delete_completed: {
     from: (s) => s.vm_state !== "deleted",

@@ -35,7 +35,8 @@ const STATE_MAP: Record<string, Record<string, string>> = {
 };
 
 export function serverStatus(vmState: string, taskState: string | null): string {
-  const byTask = STATE_MAP[vmState];
-  if (!byTask) return "UNKNOWN";
-  return (taskState !== null ? byTask[taskState] : undefined) ?? byTask[DEFAULT] ?? "UNKNOWN";
+  if (!Object.hasOwn(STATE_MAP, vmState)) return "UNKNOWN";
+  const byTask = STATE_MAP[vmState]!;
+  if (taskState !== null && Object.hasOwn(byTask, taskState)) return byTask[taskState]!;
+  return byTask[DEFAULT]!;
 }
