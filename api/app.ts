@@ -21,6 +21,7 @@ import { networkRoutes } from "./routes/networks.js";
 import { serverRoutes } from "./routes/servers.js";
 import { hypervisorRoutes } from "./routes/hypervisors.js";
 import { serviceRoutes } from "./routes/services.js";
+import { extensionRoutes } from "./routes/extensions.js";
 import "./context.js";
 
 export interface AppDeps {
@@ -109,6 +110,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(serverRoutes, routeDeps);
   await app.register(hypervisorRoutes, routeDeps);
   await app.register(serviceRoutes, routeDeps);
+  await app.register(extensionRoutes, routeDeps);
 
   app.get("/openapi.json", { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
 

@@ -32,6 +32,17 @@ export interface Config {
   /** True when LIBVIRT_URI was set explicitly (no silent fallback then). */
   libvirtUriExplicit: boolean;
   agentConcurrency: number;
+  /** The API root the agent downloads images from and uploads snapshots to. */
+  agentApiUrl: string;
+  /** The agent's own credential for the API (dev mode: a token with the service role). */
+  agentToken: string;
+  /** Host-local image cache: one base file per image, removed after this many seconds unused. */
+  imageCachePath: string;
+  imageCacheMaxAgeSec: number;
+  /** Neutron-style bridge_mappings: physical network name -> host bridge, e.g. "physnet1:br-ex". */
+  bridgeMappings: Record<string, string>;
+  /** Attach a config drive to every server, as Nova's force_config_drive. */
+  forceConfigDrive: boolean;
   agentAvailabilityZone: string | null;
   agentInventory: {
     vcpus: number | null;
@@ -58,6 +69,16 @@ function num(env: Env, name: string, fallback: number): number {
 function optionalNum(env: Env, name: string): number | null {
   const raw = env[name];
   return raw === undefined || raw === "" ? null : num(env, name, 0);
+}
+
+function parseMappings(raw: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of (raw ?? "").split(",").map((x) => x.trim()).filter(Boolean)) {
+    const [physnet, bridge] = item.split(":");
+    if (!physnet || !bridge) throw new Error(`CIRRUS_BRIDGE_MAPPINGS item "${item}" must be physnet:bridge`);
+    out[physnet] = bridge;
+  }
+  return out;
 }
 
 function virtType(raw: string | undefined): "qemu" | "kvm" {
@@ -98,6 +119,12 @@ export function loadConfig(env: Env = process.env): Config {
     virtType: virtType(env.CIRRUS_VIRT_TYPE),
     libvirtUriExplicit: env.LIBVIRT_URI !== undefined && env.LIBVIRT_URI !== "",
     agentConcurrency: num(env, "CIRRUS_AGENT_CONCURRENCY", 8),
+    agentApiUrl: (env.CIRRUS_AGENT_API_URL ?? env.CIRRUS_PUBLIC_URL ?? `http://${apiHost}:${apiPort}`).replace(/\/+$/, ""),
+    agentToken: env.CIRRUS_AGENT_TOKEN ?? env.CIRRUS_DEV_TOKEN ?? "cirrus-dev-admin-token",
+    imageCachePath: path.resolve(env.CIRRUS_IMAGE_CACHE ?? path.join(stateDir, "image-cache")),
+    imageCacheMaxAgeSec: num(env, "CIRRUS_IMAGE_CACHE_MAX_AGE", 86_400),
+    bridgeMappings: parseMappings(env.CIRRUS_BRIDGE_MAPPINGS),
+    forceConfigDrive: /^(1|true|yes)$/i.test(env.CIRRUS_FORCE_CONFIG_DRIVE ?? ""),
     agentAvailabilityZone: env.CIRRUS_AVAILABILITY_ZONE || null,
     agentInventory: {
       vcpus: optionalNum(env, "CIRRUS_AGENT_VCPUS"),

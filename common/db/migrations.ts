@@ -4,9 +4,17 @@
  */
 import type { Knex } from "knex";
 import * as m001 from "../../migrations/001_initial.js";
+import * as m002 from "../../migrations/002_compute_extras.js";
+import * as m003 from "../../migrations/003_server_features.js";
+import * as m004 from "../../migrations/004_networking.js";
 import type { Db } from "./knex.js";
 
-const ALL: Record<string, Knex.Migration> = { "001_initial": m001 };
+const ALL: Record<string, Knex.Migration> = {
+  "001_initial": m001,
+  "002_compute_extras": m002,
+  "003_server_features": m003,
+  "004_networking": m004,
+};
 
 export const migrationSource: Knex.MigrationSource<string> = {
   getMigrations: async () => Object.keys(ALL).sort(),

@@ -40,4 +40,33 @@ export interface VirtDriver {
   powerState(instance: InstanceRef): Promise<PowerState>;
   /** Domains this driver manages (instance-named ones only). */
   listInstances(): Promise<DomainStatus[]>;
+
+  // Lifecycle actions. Each returns the power state afterwards and is idempotent
+  // (stopping a stopped domain succeeds). A domain that does not exist is an error.
+
+  /** Clean shutdown (ACPI), then a hard power-off once the timeout passes (Nova's clean_shutdown). */
+  powerOff(instance: InstanceRef, timeoutSec: number): Promise<PowerState>;
+  powerOn(instance: InstanceRef): Promise<PowerState>;
+  /** SOFT: clean shutdown and start, falling back to hard after the timeout. HARD: destroy and start. */
+  reboot(instance: InstanceRef, hard: boolean, timeoutSec: number): Promise<PowerState>;
+  pause(instance: InstanceRef): Promise<PowerState>;
+  unpause(instance: InstanceRef): Promise<PowerState>;
+  /** Saves the guest's memory to disk and stops it (libvirt managed save / save). */
+  suspend(instance: InstanceRef): Promise<PowerState>;
+  resume(instance: InstanceRef): Promise<PowerState>;
+  /** The guest's serial console log so far ("" when there is none). */
+  consoleOutput(instance: InstanceRef): Promise<string>;
+  /** Recreates the root disk from spec.image and starts the domain (or leaves it off when `stopped`). */
+  rebuild(spec: SpawnSpec, stopped: boolean): Promise<PowerState>;
+  /**
+   * Applies spec.flavor (vcpus, memory, larger disk) to the existing domain, keeping a
+   * copy of the old disk and definition so revertResize can restore them.
+   */
+  resize(spec: SpawnSpec, stopped: boolean): Promise<PowerState>;
+  /** Drops what resize kept for a revert. */
+  confirmResize(instance: InstanceRef): Promise<void>;
+  /** Restores the disk and definition from before the resize (spec carries the old flavor). */
+  revertResize(spec: SpawnSpec, stopped: boolean): Promise<PowerState>;
+  /** Writes a standalone (flattened) qcow2 copy of the root disk to `destination`. */
+  snapshot(instance: InstanceRef, destination: string): Promise<void>;
 }
