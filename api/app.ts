@@ -19,6 +19,9 @@ import { flavorRoutes } from "./routes/flavors.js";
 import { imageRoutes } from "./routes/images.js";
 import { networkRoutes } from "./routes/networks.js";
 import { serverRoutes } from "./routes/servers.js";
+import { serverActionRoutes } from "./routes/server-actions.js";
+import { serverMetadataRoutes } from "./routes/server-metadata.js";
+import type { ComputeRpc } from "./rpc.js";
 import { hypervisorRoutes } from "./routes/hypervisors.js";
 import { serviceRoutes } from "./routes/services.js";
 import { extensionRoutes } from "./routes/extensions.js";
@@ -26,6 +29,8 @@ import "./context.js";
 
 export interface AppDeps {
   db: Db;
+  /** Request/reply with agents (console output); without it those reads answer 503. */
+  rpc?: ComputeRpc;
   config: Pick<Config, "publicUrl" | "imageStoreDir" | "serviceDownTimeSec">;
   auth: Authenticator;
   logger?: Logger;
@@ -102,12 +107,14 @@ export async function buildApp(deps: AppDeps) {
     req.ctx = ctx;
   });
 
-  const routeDeps = { db: deps.db, config: deps.config };
+  const routeDeps: RouteDeps = { db: deps.db, config: deps.config, ...(deps.rpc ? { rpc: deps.rpc } : {}) };
   await app.register(versionRoutes, routeDeps);
   await app.register(flavorRoutes, routeDeps);
   await app.register(imageRoutes, routeDeps);
   await app.register(networkRoutes, routeDeps);
   await app.register(serverRoutes, routeDeps);
+  await app.register(serverActionRoutes, routeDeps);
+  await app.register(serverMetadataRoutes, routeDeps);
   await app.register(hypervisorRoutes, routeDeps);
   await app.register(serviceRoutes, routeDeps);
   await app.register(extensionRoutes, routeDeps);
@@ -120,4 +127,5 @@ export async function buildApp(deps: AppDeps) {
 export interface RouteDeps {
   db: Db;
   config: AppDeps["config"];
+  rpc?: ComputeRpc;
 }

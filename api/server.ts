@@ -8,6 +8,7 @@ import { QueueSet } from "../common/queues.js";
 import { onShutdown } from "../common/shutdown.js";
 import { buildApp } from "./app.js";
 import { devAuthenticator } from "./auth/dev-auth.js";
+import { QueueRpc } from "./rpc.js";
 
 const config = loadConfig();
 const log = createLogger("cirrus-api", config.logLevel);
@@ -18,13 +19,15 @@ const queues = new QueueSet(config.redisUrl, config.queuePrefix);
 const relay = new OutboxRelay({ db, databaseUrl: config.databaseUrl, queues, log });
 await relay.start();
 
-const app = await buildApp({ db, config, auth: devAuthenticator(config.devToken), logger: log });
+const rpc = new QueueRpc(config.redisUrl, config.queuePrefix);
+const app = await buildApp({ db, config, rpc, auth: devAuthenticator(config.devToken), logger: log });
 await app.listen({ host: config.apiHost, port: config.apiPort });
 log.info({ url: config.publicUrl }, "cirrus-api listening");
 
 onShutdown(log, async () => {
   await app.close();
   await relay.stop();
+  await rpc.close();
   await queues.close();
   await db.destroy();
 });

@@ -27,8 +27,8 @@ export interface Config {
   agentHost: string;
   agentDriver: "libvirt" | "fake";
   libvirtUri: string;
-  /** Nova's [libvirt] virt_type: qemu (TCG, works everywhere) or kvm (needs a working /dev/kvm). */
-  virtType: "qemu" | "kvm";
+  /** Nova's [libvirt] virt_type: qemu (TCG, works everywhere), kvm (needs a working /dev/kvm), or auto (kvm when libvirt offers it). */
+  virtType: "qemu" | "kvm" | "auto";
   /** True when LIBVIRT_URI was set explicitly (no silent fallback then). */
   libvirtUriExplicit: boolean;
   agentConcurrency: number;
@@ -81,10 +81,10 @@ function parseMappings(raw: string | undefined): Record<string, string> {
   return out;
 }
 
-function virtType(raw: string | undefined): "qemu" | "kvm" {
+function virtType(raw: string | undefined): "qemu" | "kvm" | "auto" {
   if (raw === undefined || raw === "" || raw === "qemu") return "qemu";
-  if (raw === "kvm") return "kvm";
-  throw new Error(`CIRRUS_VIRT_TYPE must be qemu or kvm, got "${raw}"`);
+  if (raw === "kvm" || raw === "auto") return raw;
+  throw new Error(`CIRRUS_VIRT_TYPE must be qemu, kvm or auto, got "${raw}"`);
 }
 
 export function loadConfig(env: Env = process.env): Config {

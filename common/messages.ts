@@ -24,6 +24,8 @@ export interface ImageSnapshot {
   location: string;
   size: number | null;
   checksum: string | null;
+  /** Glance's os_hash_value (sha256); the agent verifies its download against it. */
+  os_hash_value?: string | null;
   properties: Record<string, string>;
 }
 
@@ -33,7 +35,18 @@ export interface PortSpec {
   network_name: string;
   mac_address: string;
   mtu: number;
-  fixed_ips: { subnet_id: string; ip_address: string; version: 4 | 6; cidr: string; gateway_ip: string | null }[];
+  fixed_ips: {
+    subnet_id: string;
+    ip_address: string;
+    version: 4 | 6;
+    cidr: string;
+    gateway_ip: string | null;
+    dns_nameservers?: string[];
+  }[];
+  /** Neutron provider attributes: flat or vlan, the physical network the agent maps to a bridge, the VLAN id. */
+  network_type?: string;
+  physical_network?: string | null;
+  segmentation_id?: number | null;
 }
 
 export interface InstanceRef {
@@ -52,6 +65,12 @@ export interface SpawnSpec extends InstanceRef {
   metadata: Record<string, string>;
   config_drive: boolean;
   user_data: string | null;
+  /** For the config drive's meta_data.json (Nova's metadata service fields). */
+  hostname?: string;
+  availability_zone?: string | null;
+  launch_index?: number;
+  key_name?: string | null;
+  public_keys?: { name: string; type: string; data: string }[];
 }
 
 /** schedule queue: place one accepted boot request. */
@@ -60,10 +79,26 @@ export interface ScheduleJob {
   request_id: string;
 }
 
+/** The power actions an agent carries out on an existing domain. */
+export type PowerAction = "stop" | "start" | "reboot_soft" | "reboot_hard" | "pause" | "unpause" | "suspend" | "resume";
+
 /** compute.<host> queue. */
 export type ComputeJob =
   | { kind: "spawn"; request_id: string; attempt: number; spec: SpawnSpec }
-  | { kind: "delete"; request_id: string; instance: InstanceRef };
+  | { kind: "delete"; request_id: string; instance: InstanceRef }
+  | { kind: "power"; request_id: string; action: PowerAction; instance: InstanceRef }
+  /** Recreate the root disk from spec.image; `stopped` keeps the domain off afterwards. */
+  | { kind: "rebuild"; request_id: string; spec: SpawnSpec; stopped: boolean }
+  | { kind: "resize"; request_id: string; spec: SpawnSpec; stopped: boolean }
+  | { kind: "revert_resize"; request_id: string; spec: SpawnSpec; stopped: boolean }
+  | { kind: "confirm_resize"; request_id: string; instance: InstanceRef }
+  /** Upload a flattened copy of the root disk as the bytes of image `image_id`. */
+  | { kind: "snapshot"; request_id: string; instance: InstanceRef; image_id: string }
+  /** Answered through the job's return value, not a report (a read, like Nova's RPC call). */
+  | { kind: "console"; request_id: string; instance: InstanceRef };
+
+/** The actions whose outcome comes back as an action report. */
+export type ReportedAction = PowerAction | "rebuild" | "resize" | "revert_resize" | "snapshot";
 
 /** reports queue: what agents tell the conductor. */
 export type Report =
@@ -81,7 +116,9 @@ export type Report =
   | { kind: "spawned"; host: string; request_id: string; instance_id: string; attempt: number; power_state: PowerState }
   | { kind: "spawn_failed"; host: string; request_id: string; instance_id: string; attempt: number; reason: string }
   | { kind: "deleted"; host: string; request_id: string; instance_id: string }
-  | { kind: "delete_failed"; host: string; request_id: string; instance_id: string; reason: string };
+  | { kind: "delete_failed"; host: string; request_id: string; instance_id: string; reason: string }
+  | { kind: "action_done"; host: string; request_id: string; instance_id: string; action: ReportedAction; power_state: PowerState }
+  | { kind: "action_failed"; host: string; request_id: string; instance_id: string; action: ReportedAction; reason: string };
 
 export type ResourceClass = "VCPU" | "MEMORY_MB" | "DISK_GB";
 export const RESOURCE_CLASSES: readonly ResourceClass[] = ["VCPU", "MEMORY_MB", "DISK_GB"];

@@ -5,12 +5,13 @@
  * into 409 (API) or into "ignore a stale report" (conductor).
  */
 import { PowerState } from "./power-state.js";
+import { ACTIONS, type ActionKind } from "./server-actions.js";
 
 export type VmState =
   | "building" | "active" | "stopped" | "paused" | "suspended" | "rescued" | "resized"
   | "soft-delete" | "deleted" | "error" | "shelved" | "shelved_offloaded";
 
-export type TaskState = "scheduling" | "spawning" | "deleting" | null;
+export type TaskState = "scheduling" | "spawning" | "deleting" | (string & {}) | null;
 
 export interface InstanceState {
   vm_state: VmState;
@@ -25,6 +26,10 @@ export type InstanceEvent =
   | { type: "build_failed" }
   | { type: "delete_requested" }
   | { type: "delete_failed" }
+  | { type: "action_started"; action: ActionKind }
+  | { type: "action_succeeded"; action: ActionKind; power_state: PowerState; restore_vm_state?: VmState }
+  | { type: "action_failed"; action: ActionKind }
+  | { type: "resize_confirmed"; restore_vm_state: VmState }
   | { type: "delete_completed" };
 
 export class InvalidTransition extends Error {
@@ -38,7 +43,7 @@ export class InvalidTransition extends Error {
 }
 
 type Rule<E extends InstanceEvent> = {
-  from: (s: InstanceState) => boolean;
+  from: (s: InstanceState, e: E) => boolean;
   to: (s: InstanceState, e: E) => InstanceState;
 };
 
@@ -81,18 +86,44 @@ export const TRANSITIONS: Table = {
     from: (s) => s.task_state === "deleting",
     to: (s) => with_(s, { vm_state: "error", task_state: null }),
   },
+  // Gated as Nova gates actions: an allowed vm_state and no task in flight.
+  action_started: {
+    from: (s, e) => s.task_state === null && ACTIONS[e.action].from.includes(s.vm_state),
+    to: (s, e) => with_(s, { task_state: ACTIONS[e.action].task }),
+  },
+  action_succeeded: {
+    from: (s, e) => s.task_state === ACTIONS[e.action].task,
+    to: (s, e) => {
+      const to = ACTIONS[e.action].to;
+      const vm_state: VmState =
+        to === "same" ? s.vm_state
+        : to === "rebuilt" ? (s.vm_state === "stopped" ? "stopped" : "active")
+        : to === "restored" ? (e.restore_vm_state ?? "active")
+        : to;
+      return { vm_state, task_state: null, power_state: e.power_state };
+    },
+  },
+  // A failed rebuild may have lost the old disk: ERROR. Other failures leave the server as it was.
+  action_failed: {
+    from: (s, e) => s.task_state === ACTIONS[e.action].task,
+    to: (s, e) => with_(s, { task_state: null, ...(e.action === "rebuild" ? { vm_state: "error" as const } : {}) }),
+  },
+  resize_confirmed: {
+    from: (s) => s.vm_state === "resized" && s.task_state === null,
+    to: (s, e) => with_(s, { vm_state: e.restore_vm_state }),
+  },
   delete_completed: {
     from: (s) => s.vm_state !== "deleted",
     to: () => ({ vm_state: "deleted", task_state: null, power_state: PowerState.NOSTATE }),
   },
 };
 
-export function canTransition(state: InstanceState, event: InstanceEvent["type"]): boolean {
-  return TRANSITIONS[event].from(state);
+export function canTransition(state: InstanceState, event: InstanceEvent): boolean {
+  return (TRANSITIONS[event.type] as Rule<InstanceEvent>).from(state, event);
 }
 
 export function transition(state: InstanceState, event: InstanceEvent): InstanceState {
   const rule = TRANSITIONS[event.type] as Rule<InstanceEvent>;
-  if (!rule.from(state)) throw new InvalidTransition(state, event.type);
+  if (!rule.from(state, event)) throw new InvalidTransition(state, event.type);
   return rule.to(state, event);
 }

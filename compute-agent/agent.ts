@@ -3,12 +3,16 @@
  * own queue through the virt driver, one operation at a time per instance. It talks to
  * libvirt and Redis only; every result goes back to the conductor as a report.
  */
+import { createReadStream } from "node:fs";
+import { mkdir, rm, stat } from "node:fs/promises";
 import os from "node:os";
+import path from "node:path";
 import { Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import { heartbeatKey } from "../common/heartbeat.js";
 import type { Logger } from "../common/logger.js";
-import type { ComputeJob, InventorySpec, Report, ResourceClass } from "../common/messages.js";
+import type { ComputeJob, InstanceRef, InventorySpec, PowerAction, Report, ReportedAction, ResourceClass } from "../common/messages.js";
+import type { PowerState } from "../common/power-state.js";
 import { QueueSet, REPORTS_QUEUE, computeQueueName, workerConnection } from "../common/queues.js";
 import { KeyedSerial } from "./keyed-serial.js";
 import type { VirtDriver } from "./virt/driver.js";
@@ -26,6 +30,13 @@ export interface AgentOptions {
   heartbeatIntervalSec: number;
   availabilityZone: string | null;
   inventory: (resources: Awaited<ReturnType<VirtDriver["hostResources"]>>) => Record<ResourceClass, InventorySpec>;
+  /** Where snapshots are uploaded (the API root) and the agent's own credential for it. */
+  apiUrl: string;
+  apiToken: string;
+  /** Scratch space for snapshots on their way to the image store. */
+  scratchDir: string;
+  /** Seconds a clean shutdown may take before the domain is powered off hard (Nova: 60). */
+  shutdownTimeoutSec?: number;
 }
 
 function hostIp(): string {
@@ -97,10 +108,96 @@ export class ComputeAgent {
     await this.reports.get(REPORTS_QUEUE).add(report.kind, report, { jobId });
   }
 
-  private async handle(job: Job<ComputeJob>): Promise<void> {
+  private async handle(job: Job<ComputeJob>): Promise<string | void> {
     const data = job.data;
-    const instanceId = data.kind === "spawn" ? data.spec.instance_id : data.instance.instance_id;
-    await this.serial.run(instanceId, () => (data.kind === "spawn" ? this.spawn(data) : this.destroy(data)));
+    const instanceId = "spec" in data ? data.spec.instance_id : data.instance.instance_id;
+    // A console read does not wait behind a long operation on the same instance.
+    if (data.kind === "console") return this.opts.driver.consoleOutput(data.instance);
+    return this.serial.run(instanceId, () => this.dispatch(data));
+  }
+
+  private async dispatch(job: ComputeJob): Promise<void> {
+    switch (job.kind) {
+      case "spawn":
+        return this.spawn(job);
+      case "delete":
+        return this.destroy(job);
+      case "power":
+        return this.act(job.request_id, job.instance, job.action, () => this.power(job.action, job.instance));
+      case "rebuild":
+        return this.act(job.request_id, job.spec, "rebuild", () => this.opts.driver.rebuild(job.spec, job.stopped));
+      case "resize":
+        return this.act(job.request_id, job.spec, "resize", () => this.opts.driver.resize(job.spec, job.stopped));
+      case "revert_resize":
+        return this.act(job.request_id, job.spec, "revert_resize", () => this.opts.driver.revertResize(job.spec, job.stopped));
+      case "confirm_resize":
+        return this.opts.driver.confirmResize(job.instance);
+      case "snapshot":
+        return this.act(job.request_id, job.instance, "snapshot", () => this.snapshot(job.instance, job.image_id));
+      case "console":
+        return;
+    }
+  }
+
+  private power(action: PowerAction, instance: InstanceRef): Promise<PowerState> {
+    const d = this.opts.driver;
+    const timeout = this.opts.shutdownTimeoutSec ?? 60;
+    switch (action) {
+      case "stop":
+        return d.powerOff(instance, timeout);
+      case "start":
+        return d.powerOn(instance);
+      case "reboot_soft":
+        return d.reboot(instance, false, timeout);
+      case "reboot_hard":
+        return d.reboot(instance, true, timeout);
+      case "pause":
+        return d.pause(instance);
+      case "unpause":
+        return d.unpause(instance);
+      case "suspend":
+        return d.suspend(instance);
+      case "resume":
+        return d.resume(instance);
+    }
+  }
+
+  /** Runs one action and reports its outcome; a repeated job reports again, the conductor dedupes. */
+  private async act(requestId: string, instance: InstanceRef, action: ReportedAction, work: () => Promise<PowerState>): Promise<void> {
+    if (this.deleted.has(instance.instance_id)) return;
+    const log = this.opts.log.child({ request_id: requestId, instance_id: instance.instance_id, action });
+    const base = { host: this.opts.host, request_id: requestId, instance_id: instance.instance_id, action };
+    let report: Report;
+    const started = Date.now();
+    try {
+      const powerState = await work();
+      log.info({ ms: Date.now() - started }, "action done");
+      report = { kind: "action_done", ...base, power_state: powerState };
+    } catch (err) {
+      log.warn({ err: String(err) }, "action failed");
+      report = { kind: "action_failed", ...base, reason: err instanceof Error ? err.message : String(err) };
+    }
+    await this.report(report, `${report.kind}-${action}-${instance.instance_id}-${requestId}`);
+  }
+
+  /** Flattens the root disk into scratch space and uploads it as the image's bytes. */
+  private async snapshot(instance: InstanceRef, imageId: string): Promise<PowerState> {
+    await mkdir(this.opts.scratchDir, { recursive: true });
+    const file = path.join(this.opts.scratchDir, `${imageId}.qcow2`);
+    try {
+      await this.opts.driver.snapshot(instance, file);
+      const size = (await stat(file)).size;
+      const res = await fetch(`${this.opts.apiUrl}/v2/images/${imageId}/file`, {
+        method: "PUT",
+        headers: { "x-auth-token": this.opts.apiToken, "content-type": "application/octet-stream", "content-length": String(size) },
+        body: createReadStream(file) as unknown as ReadableStream,
+        duplex: "half",
+      } as RequestInit);
+      if (!res.ok) throw new Error(`uploading the snapshot to image ${imageId} failed: ${res.status} ${await res.text()}`);
+    } finally {
+      await rm(file, { force: true });
+    }
+    return this.opts.driver.powerState(instance);
   }
 
   private async spawn(job: Extract<ComputeJob, { kind: "spawn" }>): Promise<void> {

@@ -1,4 +1,5 @@
 /** The compute agent process for one host. It holds no database credentials. */
+import path from "node:path";
 import { Redis } from "ioredis";
 import { loadConfig } from "../common/config.js";
 import { createLogger } from "../common/logger.js";
@@ -26,6 +27,9 @@ const agent = new ComputeAgent({
   heartbeatIntervalSec: config.heartbeatIntervalSec,
   availabilityZone: config.agentAvailabilityZone,
   inventory: (resources) => inventoryFor(resources, config.agentInventory),
+  apiUrl: config.agentApiUrl,
+  apiToken: config.agentToken,
+  scratchDir: path.join(config.instancesPath, "_snapshots"),
 });
 await agent.start();
 

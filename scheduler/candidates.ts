@@ -5,6 +5,7 @@
  */
 import type { Knex } from "knex";
 import type { ResourceClass } from "../common/messages.js";
+import type { ServerGroupPolicy, ServerGroupSpec } from "./filters/types.js";
 import type { HostState } from "./host-state.js";
 
 interface Row {
@@ -32,7 +33,11 @@ export async function loadCandidates(db: Knex | Knex.Transaction, serviceDownTim
     params.push(providerId);
   }
   const { rows } = (await db.raw(
-    `SELECT rp.id AS provider_id, cs.host, cs.hypervisor_hostname, rp.generation, cs.availability_zone,
+    `SELECT rp.id AS provider_id, cs.host, cs.hypervisor_hostname, rp.generation,
+            -- (compute extras) an aggregate's availability zone wins over the one the service registered
+            COALESCE((SELECT a.availability_zone FROM aggregates a JOIN aggregate_hosts ah ON ah.aggregate_id = a.id
+                       WHERE ah.host = cs.host AND a.availability_zone IS NOT NULL ORDER BY a.id LIMIT 1),
+                     cs.availability_zone) AS availability_zone,
             inv.resource_class, inv.total, inv.reserved, inv.min_unit, inv.max_unit, inv.step_size, inv.allocation_ratio,
             COALESCE(u.used, 0)::int AS used,
             COALESCE(c.n, 0)::int AS instance_count
@@ -73,4 +78,28 @@ export async function loadCandidates(db: Knex | Knex.Transaction, serviceDownTim
     };
   }
   return [...hosts.values()];
+}
+
+/**
+ * (compute extras) The server group an instance joined at boot, with the hosts of its
+ * other placed, undeleted members. Locks the group row for the rest of the placement
+ * transaction, so two members of one group are never placed at the same time and a
+ * hard policy cannot be broken by a race between schedulers.
+ */
+export async function loadServerGroupSpec(trx: Knex.Transaction, instanceId: string): Promise<ServerGroupSpec | null> {
+  const group: { id: string; policy: ServerGroupPolicy } | undefined = await trx("server_groups as g")
+    .join("server_group_members as m", "m.group_id", "g.id")
+    .where("m.instance_id", instanceId)
+    .first("g.id", "g.policy");
+  if (!group) return null;
+  await trx("server_groups").where({ id: group.id }).forUpdate().first("id");
+  const rows: { host: string; n: number }[] = await trx("server_group_members as m")
+    .join("instances as i", "i.id", "m.instance_id")
+    .where("m.group_id", group.id)
+    .whereNot("m.instance_id", instanceId)
+    .whereNot("i.vm_state", "deleted")
+    .whereNotNull("i.host")
+    .groupBy("i.host")
+    .select("i.host", trx.raw("count(*)::int AS n"));
+  return { id: group.id, policy: group.policy, hosts: Object.fromEntries(rows.map((r) => [r.host, r.n])) };
 }

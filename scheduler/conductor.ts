@@ -11,6 +11,9 @@ import { finishDelete } from "../common/db/instance-teardown.js";
 import { transactionWithRetry } from "../common/db/retry.js";
 import { newId } from "../common/ids.js";
 import { RESOURCE_CLASSES, type Report } from "../common/messages.js";
+import { ACTIONS } from "../common/server-actions.js";
+import type { VmState } from "../common/state-machine.js";
+import { restoreResizeAllocations } from "../common/db/resize-allocations.js";
 import { loadCandidates } from "./candidates.js";
 import { runFilters } from "./filters/index.js";
 import { dispatchTo, failBuild, requestSpecOf, type PlacementDeps, type PlaceableInstance } from "./place.js";
@@ -29,6 +32,10 @@ export async function applyReport(deps: PlacementDeps, report: Report): Promise<
       return deleted(deps, report);
     case "delete_failed":
       return deleteFailed(deps, report);
+    case "action_done":
+      return actionDone(deps, report);
+    case "action_failed":
+      return actionFailed(deps, report);
   }
 }
 
@@ -137,5 +144,42 @@ async function deleteFailed(deps: PlacementDeps, r: ReportOf<"delete_failed">): 
     await applyEvent(trx, inst, { type: "delete_failed" });
     await addFault(trx, { instanceId: inst.id, code: 500, message: `Failed to delete instance on ${r.host}: ${r.reason}`, details: r.reason, host: r.host });
     await recordEvent(trx, { instanceId: inst.id, requestId: r.request_id, event: "compute_terminate_instance", result: "Error", host: r.host, details: r.reason, finishAction: true });
+  });
+}
+
+async function actionDone(deps: PlacementDeps, r: ReportOf<"action_done">): Promise<void> {
+  await transactionWithRetry(deps.db, async (trx) => {
+    const inst = await lockForReport(trx, r.instance_id);
+    // A report for a task that is no longer in flight (applied already, or overtaken by a delete) is stale.
+    if (!inst || inst.host !== r.host || inst.task_state !== ACTIONS[r.action].task) return;
+    const row = inst as typeof inst & { old_vm_state: VmState | null; old_flavor: unknown; migration_id: string | null };
+    const extra: Record<string, unknown> = {};
+    if (r.action === "revert_resize") {
+      await restoreResizeAllocations(trx, inst.id, row.migration_id);
+      Object.assign(extra, { flavor: JSON.stringify(row.old_flavor), old_flavor: null, migration_id: null, old_vm_state: null });
+    }
+    await applyEvent(
+      trx,
+      inst,
+      { type: "action_succeeded", action: r.action, power_state: r.power_state, ...(row.old_vm_state ? { restore_vm_state: row.old_vm_state } : {}) },
+      extra,
+    );
+    await recordEvent(trx, { instanceId: inst.id, requestId: r.request_id, event: `compute_${ACTIONS[r.action].nova}`, result: "Success", host: r.host, finishAction: true });
+  });
+}
+
+async function actionFailed(deps: PlacementDeps, r: ReportOf<"action_failed">): Promise<void> {
+  await transactionWithRetry(deps.db, async (trx) => {
+    const inst = await lockForReport(trx, r.instance_id);
+    if (!inst || inst.host !== r.host || inst.task_state !== ACTIONS[r.action].task) return;
+    if (r.action === "resize") {
+      // The agent restored the old domain: give the new flavor's claim back.
+      const row = inst as typeof inst & { old_flavor: unknown; migration_id: string | null };
+      await restoreResizeAllocations(trx, inst.id, row.migration_id);
+      await trx("instances").where({ id: inst.id }).update({ flavor: JSON.stringify(row.old_flavor), old_flavor: null, migration_id: null, old_vm_state: null });
+    }
+    await applyEvent(trx, inst, { type: "action_failed", action: r.action });
+    await addFault(trx, { instanceId: inst.id, code: 500, message: `${ACTIONS[r.action].nova} failed on ${r.host}: ${r.reason}`, details: r.reason, host: r.host });
+    await recordEvent(trx, { instanceId: inst.id, requestId: r.request_id, event: `compute_${ACTIONS[r.action].nova}`, result: "Error", host: r.host, details: r.reason, finishAction: true });
   });
 }

@@ -11,12 +11,12 @@ import type { FlavorSnapshot, ImageSnapshot } from "../common/messages.js";
 import { enqueue } from "../common/outbox.js";
 import { computeQueueName } from "../common/queues.js";
 import type { InstanceState } from "../common/state-machine.js";
-import { loadCandidates } from "./candidates.js";
+import { loadCandidates, loadServerGroupSpec } from "./candidates.js";
 import { claim } from "./claim.js";
 import { runFilters, type FilterResult, type RequestSpec } from "./filters/index.js";
 import { resourcesForFlavor, type HostState } from "./host-state.js";
 import { spawnJob } from "./spawn-spec.js";
-import { weigh } from "./weighers/index.js";
+import { weigh, weighersFor } from "./weighers/index.js";
 
 export interface PlacementDeps {
   db: Knex;
@@ -101,7 +101,8 @@ export async function placeInstance(deps: PlacementDeps, instanceId: string, req
     const outcome = await transactionWithRetry(deps.db, async (trx): Promise<PlaceOutcome | "raced"> => {
       const inst: PlaceableInstance | undefined = await trx("instances").where({ id: instanceId }).forUpdate().first();
       if (!inst || inst.vm_state !== "building" || inst.task_state !== "scheduling" || inst.host !== null) return "skipped";
-      const spec = requestSpecOf(inst);
+      // (compute extras) the server group, if any, for the group filters and weighers
+      const spec: RequestSpec = { ...requestSpecOf(inst), group: await loadServerGroupSpec(trx, inst.id) };
       const candidates = await loadCandidates(trx, deps.serviceDownTimeSec);
       const filtered = runFilters(candidates, spec);
       if (filtered.hosts.length === 0) {
@@ -112,7 +113,7 @@ export async function placeInstance(deps: PlacementDeps, instanceId: string, req
         });
         return "no_valid_host";
       }
-      const ordered = weigh(filtered.hosts);
+      const ordered = weigh(filtered.hosts, weighersFor(spec));
       for (const host of ordered) {
         const alternates = ordered.filter((h) => h !== host).slice(0, deps.maxAttempts - 1).map((h) => h.host);
         if (await dispatchTo(trx, inst, host, alternates, [], requestId)) {

@@ -14,31 +14,76 @@ export interface SpawnSource {
   metadata: Record<string, string>;
   config_drive: boolean;
   user_data: string | null;
+  availability_zone?: string | null;
+  launch_index?: number;
+  key_name?: string | null;
+  /** Present once the instances table carries one (microversion 2.90); else derived from the name. */
+  hostname?: string | null;
+}
+
+/** Nova's sanitize_hostname: lowercase, spaces and underscores to dashes, other symbols dropped, 63 characters. */
+export function sanitizeHostname(name: string, fallback = "server"): string {
+  const h = name
+    .toLowerCase()
+    .replace(/[ _]/g, "-")
+    .replace(/[^\w.-]+/g, "")
+    .replace(/_/g, "")
+    .slice(0, 63)
+    .replace(/^[.-]+|[.-]+$/g, "");
+  return h === "" ? fallback : h;
+}
+
+/** The SSH key a server was booted with, from the key_pairs table (as Nova reads it at boot). */
+async function publicKeys(trx: Knex | Knex.Transaction, source: SpawnSource): Promise<{ name: string; type: string; data: string }[]> {
+  if (!source.key_name || !(await trx.schema.hasTable("key_pairs"))) return [];
+  const row: { name: string; type: string; public_key: string } | undefined = await trx("key_pairs")
+    .where({ user_id: source.user_id, name: source.key_name })
+    .first("name", "type", "public_key");
+  return row ? [{ name: row.name, type: row.type, data: row.public_key }] : [];
+}
+
+/** The image snapshot with its sha256 (older snapshots lack it: read it from the image record). */
+async function withImageHash(trx: Knex | Knex.Transaction, image: ImageSnapshot): Promise<ImageSnapshot> {
+  if (image.os_hash_value !== undefined) return image;
+  const row: { os_hash_algo: string | null; os_hash_value: string | null } | undefined = await trx("images")
+    .where({ id: image.id })
+    .first("os_hash_algo", "os_hash_value");
+  return { ...image, os_hash_value: row?.os_hash_algo === "sha256" ? row.os_hash_value : null };
 }
 
 export async function loadPorts(trx: Knex | Knex.Transaction, instanceId: string): Promise<PortSpec[]> {
   const rows: {
     id: string; network_id: string; network_name: string; mtu: number; mac_address: string;
     subnet_id: string | null; ip_address: string | null; cidr: string | null; gateway_ip: string | null;
+    dns_nameservers: string[] | null; network_type: string; physical_network: string | null; segmentation_id: number | null;
   }[] = await trx("ports")
     .join("networks", "networks.id", "ports.network_id")
     .leftJoin("ip_allocations", "ip_allocations.port_id", "ports.id")
     .leftJoin("subnets", "subnets.id", "ip_allocations.subnet_id")
     .where("ports.device_id", instanceId)
     .orderBy("ports.device_index")
+    .orderBy("subnets.ip_version")
+    .orderBy("subnets.created_at")
     .select(
       "ports.id", "ports.network_id", "networks.name as network_name", "networks.mtu", "ports.mac_address",
-      "ip_allocations.subnet_id", "ip_allocations.ip_address", "subnets.cidr", "subnets.gateway_ip",
+      "ip_allocations.subnet_id", "ip_allocations.ip_address", "subnets.cidr", "subnets.gateway_ip", "subnets.dns_nameservers",
+      "networks.network_type", "networks.physical_network", "networks.segmentation_id",
     );
   const ports = new Map<string, PortSpec>();
   for (const r of rows) {
     let p = ports.get(r.id);
     if (!p) {
-      p = { id: r.id, network_id: r.network_id, network_name: r.network_name, mac_address: r.mac_address, mtu: r.mtu, fixed_ips: [] };
+      p = {
+        id: r.id, network_id: r.network_id, network_name: r.network_name, mac_address: r.mac_address, mtu: r.mtu, fixed_ips: [],
+        network_type: r.network_type, physical_network: r.physical_network, segmentation_id: r.segmentation_id,
+      };
       ports.set(r.id, p);
     }
     if (r.subnet_id && r.ip_address && r.cidr) {
-      p.fixed_ips.push({ subnet_id: r.subnet_id, ip_address: r.ip_address, version: r.ip_address.includes(":") ? 6 : 4, cidr: r.cidr, gateway_ip: r.gateway_ip });
+      p.fixed_ips.push({
+        subnet_id: r.subnet_id, ip_address: r.ip_address, version: r.ip_address.includes(":") ? 6 : 4, cidr: r.cidr, gateway_ip: r.gateway_ip,
+        dns_nameservers: r.dns_nameservers ?? [],
+      });
     }
   }
   return [...ports.values()];
@@ -52,11 +97,16 @@ export async function spawnJob(trx: Knex | Knex.Transaction, source: SpawnSource
     user_id: source.user_id,
     name: source.name,
     flavor: source.flavor,
-    image: source.image,
+    image: await withImageHash(trx, source.image),
     ports: await loadPorts(trx, source.id),
     metadata: source.metadata,
     config_drive: source.config_drive,
     user_data: source.user_data,
+    hostname: source.hostname ?? sanitizeHostname(source.name),
+    availability_zone: source.availability_zone ?? null,
+    launch_index: source.launch_index ?? 0,
+    key_name: source.key_name ?? null,
+    public_keys: await publicKeys(trx, source),
   };
   return { kind: "spawn", request_id: requestId, attempt, spec };
 }

@@ -9,6 +9,7 @@ import { nextLink, pageSize } from "../pagination.js";
 import { requireAdmin } from "../policy.js";
 import { NoBody, errors, IdParams, Links } from "../schemas/common.js";
 import { Flavor, FlavorCreateBody, FlavorListQuery, FlavorSummary } from "../schemas/flavor.js";
+import { visibleFlavor } from "./flavor-extras.js";
 
 export interface FlavorRow {
   id: string;
@@ -45,12 +46,14 @@ const toInt = (v: number | string | undefined, fallback = 0) => (v === undefined
 export const flavorRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, config }) => {
   const app = plain.withTypeProvider<TypeBoxTypeProvider>();
 
-  const listQuery = (query: Static<typeof FlavorListQuery>, isAdmin: boolean) => {
+  const listQuery = (query: Static<typeof FlavorListQuery>, isAdmin: boolean, projectId: string) => {
     let q = db<FlavorRow>("flavors").orderBy("id", "asc");
     const isPublic = (query.is_public ?? "true").toLowerCase();
     // Nova: admins may ask for every flavor (is_public=none); everyone else sees public ones.
-    if (!(isAdmin && (isPublic === "none" || isPublic === "false"))) q = q.where("is_public", true);
-    else if (isPublic === "false") q = q.where("is_public", false);
+    // (compute extras) ... and the private ones their project was given access to.
+    if (!(isAdmin && (isPublic === "none" || isPublic === "false"))) {
+      q = q.where((w) => w.where("is_public", true).orWhereIn("id", db("flavor_access").select("flavor_id").where({ project_id: projectId })));
+    } else if (isPublic === "false") q = q.where("is_public", false);
     if (query.minRam !== undefined) q = q.where("ram", ">=", query.minRam);
     if (query.minDisk !== undefined) q = q.where("disk", ">=", query.minDisk);
     if (query.marker !== undefined) q = q.where("id", ">", query.marker);
@@ -75,7 +78,7 @@ export const flavorRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, c
     },
     async (req) => {
       await assertMarker(req.query.marker);
-      const rows = await listQuery(req.query, req.ctx.isAdmin);
+      const rows = await listQuery(req.query, req.ctx.isAdmin, req.ctx.projectId);
       const links = nextLink(`${config.publicUrl}/v2.1/flavors`, req.query, rows, pageSize(req.query.limit));
       return {
         flavors: rows.map((r) => ({ id: r.id, name: r.name, links: resourceLinks(config.publicUrl, "flavors", r.id) })),
@@ -96,7 +99,7 @@ export const flavorRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, c
     },
     async (req) => {
       await assertMarker(req.query.marker);
-      const rows = await listQuery(req.query, req.ctx.isAdmin);
+      const rows = await listQuery(req.query, req.ctx.isAdmin, req.ctx.projectId);
       const links = nextLink(`${config.publicUrl}/v2.1/flavors/detail`, req.query, rows, pageSize(req.query.limit));
       return { flavors: rows.map((r) => flavorView(r, config.publicUrl)), ...(links.length ? { flavors_links: links } : {}) };
     },
@@ -113,7 +116,7 @@ export const flavorRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, c
       },
     },
     async (req) => {
-      const row = await db<FlavorRow>("flavors").where({ id: req.params.id }).first();
+      const row = await visibleFlavor(db, req.ctx, req.params.id); // compute extras: private flavors
       if (!row) throw notFound(`Flavor ${req.params.id} could not be found.`);
       return { flavor: flavorView(row, config.publicUrl) };
     },

@@ -4,8 +4,8 @@
  * active only once the whole file is on disk.
  */
 import { createHash } from "node:crypto";
-import { createWriteStream } from "node:fs";
-import { mkdir, rename, rm } from "node:fs/promises";
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -230,6 +230,37 @@ export const imageRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, co
         updated_at: db.fn.now(),
       });
       return reply.status(204).send();
+    },
+  );
+
+  app.get(
+    "/v2/images/:id/file",
+    {
+      schema: {
+        summary: "Download the image's bytes (application/octet-stream); 204 while it has none",
+        tags: ["images"],
+        params: ImageParams,
+        produces: ["application/octet-stream"],
+        response: {
+          200: Type.Unsafe<unknown>({ description: "The image data; Content-MD5 carries the md5 checksum as Glance sends it", type: "string", format: "binary" }),
+          204: NoBody("The image has no data yet"),
+          ...errors(404),
+        },
+      },
+    },
+    async (req, reply) => {
+      const image = await findImage(req.params.id, req.ctx);
+      if (image.status !== "active" || !image.location) return reply.status(204).send();
+      let size: number;
+      try {
+        size = (await stat(image.location)).size;
+      } catch {
+        // The record says active but the store lost the file: that is the server's fault, not the caller's.
+        throw new NovaError(500, `The data of image ${image.id} is missing from the image store.`);
+      }
+      reply.status(200).header("content-type", "application/octet-stream").header("content-length", String(size));
+      if (image.checksum) reply.header("content-md5", image.checksum);
+      return reply.send(createReadStream(image.location));
     },
   );
 

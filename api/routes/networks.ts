@@ -1,11 +1,13 @@
-/** The network API in Neutron v2.0 shapes: networks, one subnet each, and ports (read-only). */
+/** The network API in Neutron v2.0 shapes: networks, their IPv4 and IPv6 subnets, and ports (read-only). */
 import type { FastifyPluginAsync } from "fastify";
 import { Type } from "typebox";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { Knex } from "knex";
 import { badRequest, conflict, NovaError, notFound } from "../../common/errors.js";
 import { isUuid, newId } from "../../common/ids.js";
-import { defaultGateway, defaultPools, isHostAddress, parseCidr4, validatePools, type Cidr4 } from "../../common/ipam.js";
+import {
+  canonicalIp, cidrLast, defaultGatewayOf, defaultPoolsOf, formatCidr, isHostAddressOf, parseCidr, validatePoolsOf, type Cidr,
+} from "../../common/ipam.js";
 import type { RouteDeps } from "../app.js";
 import type { RequestContext } from "../context.js";
 import type { SubnetRow } from "../ports.js";
@@ -62,7 +64,10 @@ function subnetView(row: SubnetRow) {
     gateway_ip: row.gateway_ip,
     allocation_pools: row.allocation_pools,
     dns_nameservers: row.dns_nameservers,
+    host_routes: row.host_routes ?? [],
     enable_dhcp: row.enable_dhcp,
+    ipv6_address_mode: row.ipv6_address_mode ?? null,
+    ipv6_ra_mode: row.ipv6_ra_mode ?? null,
     created_at: iso(row.created_at),
     updated_at: iso(row.updated_at),
   };
@@ -195,7 +200,7 @@ export const networkRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db }
     "/v2.0/subnets",
     {
       schema: {
-        summary: "Create a subnet (one per network)",
+        summary: "Create a subnet (IPv4 or IPv6; a network may hold several that do not overlap)",
         tags: ["networks"],
         body: SubnetCreateBody,
         response: { 201: Type.Object({ subnet: Subnet }), ...errors(400, 403, 404, 409) },
@@ -204,39 +209,62 @@ export const networkRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db }
     async (req, reply) => {
       const s = req.body.subnet;
       const network = await findNetwork(s.network_id, req.ctx);
-      if (s.ip_version === 6) throw badRequest("IPv6 subnets are not supported yet.");
-      let cidr: Cidr4;
+      let cidr: Cidr;
       try {
-        cidr = parseCidr4(s.cidr);
+        cidr = parseCidr(s.cidr);
       } catch (err) {
         throw badRequest(`Invalid input for cidr. Reason: '${s.cidr}' is not a valid IP subnet. ${(err as Error).message}`);
       }
-      if (cidr.prefix > 30) throw badRequest(`Invalid input for cidr: ${s.cidr} leaves no room for instances.`);
-      let gateway = s.gateway_ip === undefined ? defaultGateway(cidr) : s.gateway_ip;
-      if (gateway !== null && !isHostAddress(cidr, gateway)) {
-        throw badRequest(`Gateway is not valid on subnet: ${gateway} is not a host address of ${s.cidr}.`);
+      const version = s.ip_version ?? 4;
+      if (cidr.version !== version) throw badRequest(`Invalid input for cidr: ${s.cidr} is not an IPv${version} subnet (ip_version ${version}).`);
+      if (cidr.bits - cidr.prefix < 2) throw badRequest(`Invalid input for cidr: ${s.cidr} leaves no room for instances.`);
+      if (version === 4 && (s.ipv6_address_mode !== undefined || s.ipv6_ra_mode !== undefined)) {
+        throw badRequest("ipv6_ra_mode and ipv6_address_mode are only valid for IPv6 subnets.");
       }
-      const pools = s.allocation_pools ?? defaultPools(cidr, gateway);
-      const poolError = validatePools(cidr, pools, gateway);
+      let gateway = s.gateway_ip === undefined ? defaultGatewayOf(cidr) : s.gateway_ip;
+      if (gateway !== null) {
+        if (!isHostAddressOf(cidr, gateway)) throw badRequest(`Gateway is not valid on subnet: ${gateway} is not a host address of ${s.cidr}.`);
+        gateway = canonicalIp(gateway);
+      }
+      const asked = s.allocation_pools?.map((p) => ({ start: canonicalIp(p.start) ?? p.start, end: canonicalIp(p.end) ?? p.end }));
+      const pools = asked ?? defaultPoolsOf(cidr, gateway);
+      const poolError = validatePoolsOf(cidr, pools, gateway);
       if (poolError) throw badRequest(poolError);
-      gateway = gateway ?? null;
-      const inserted = await db("subnets")
-        .insert({
-          id: newId(),
-          network_id: network.id,
-          name: s.name ?? "",
-          project_id: ownerOf(req.ctx, s),
-          ip_version: 4,
-          cidr: `${s.cidr.split("/")[0]}/${cidr.prefix}`,
-          gateway_ip: gateway,
-          allocation_pools: JSON.stringify(pools),
-          dns_nameservers: JSON.stringify(s.dns_nameservers ?? []),
-          enable_dhcp: s.enable_dhcp ?? true,
-        })
-        .onConflict("network_id")
-        .ignore()
-        .returning("*");
-      if (inserted.length === 0) throw conflict(`Network ${network.id} already has a subnet; Cirrus supports one subnet per network.`);
+      const dns: string[] = [];
+      for (const server of s.dns_nameservers ?? []) {
+        const c = canonicalIp(server);
+        if (c === null) throw badRequest(`Invalid input for dns_nameservers: '${server}' is not a valid IP address.`);
+        if (dns.includes(c)) throw badRequest(`Duplicate nameserver '${server}'.`);
+        dns.push(c);
+      }
+      const projectId = ownerOf(req.ctx, s);
+      const inserted = await db.transaction(async (trx) => {
+        // The network row serialises subnet creation, so two overlapping subnets cannot both pass.
+        await trx("networks").where({ id: network.id }).forUpdate().first();
+        const siblings: SubnetRow[] = await trx("subnets").where({ network_id: network.id });
+        for (const other of siblings) {
+          const o = parseCidr(other.cidr);
+          if (o.version === cidr.version && o.network <= cidrLast(cidr) && cidr.network <= cidrLast(o)) {
+            throw badRequest(`Invalid input for operation: Requested subnet with cidr: ${formatCidr(cidr)} for network: ${network.id} overlaps with another subnet (${other.cidr}).`);
+          }
+        }
+        return trx("subnets")
+          .insert({
+            id: newId(),
+            network_id: network.id,
+            name: s.name ?? "",
+            project_id: projectId,
+            ip_version: version,
+            cidr: formatCidr(cidr),
+            gateway_ip: gateway ?? null,
+            allocation_pools: JSON.stringify(pools),
+            dns_nameservers: JSON.stringify(dns),
+            enable_dhcp: s.enable_dhcp ?? true,
+            ipv6_address_mode: s.ipv6_address_mode ?? null,
+            ipv6_ra_mode: s.ipv6_ra_mode ?? null,
+          })
+          .returning("*");
+      });
       return reply.status(201).send({ subnet: subnetView(inserted[0] as SubnetRow) });
     },
   );

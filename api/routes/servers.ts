@@ -2,17 +2,19 @@ import type { FastifyPluginAsync } from "fastify";
 import { Type, type Static } from "typebox";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { Knex } from "knex";
-import { badRequest, notFound } from "../../common/errors.js";
+import { badRequest, conflict, notFound } from "../../common/errors.js";
 import { isUuid } from "../../common/ids.js";
 import type { RouteDeps } from "../app.js";
 import type { RequestContext } from "../context.js";
 import { resourceLinks } from "../links.js";
 import { nextLink, pageSize } from "../pagination.js";
 import { NoBody, errors, Links } from "../schemas/common.js";
-import { Server, ServerCreateBody, ServerCreated, ServerListQuery, ServerSummary } from "../schemas/server.js";
+import { Server, ServerCreateBody, ServerCreated, ServerListQuery, ServerSummary, ServerUpdateBody } from "../schemas/server.js";
 import { acceptBoot } from "../servers/create.js";
 import { requestDelete } from "../servers/delete.js";
-import { liveServers, loadAddresses, loadFaults } from "../servers/load.js";
+import { liveServers } from "../servers/load.js";
+import { renderRows, renderServer } from "../servers/render.js";
+import { afterMarkerSql, orderBySql, parseSort } from "../servers/sort.js";
 import { conditionsForStatus } from "../servers/status-filter.js";
 import { serverView, type InstanceRow } from "../servers/view.js";
 
@@ -26,24 +28,22 @@ function scopeOf(ctx: RequestContext, allTenants: string | undefined): { project
 export const serverRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, config }) => {
   const app = plain.withTypeProvider<TypeBoxTypeProvider>();
 
-  const render = async (rows: InstanceRow[], ctx: RequestContext) => {
-    const [addresses, faults] = await Promise.all([loadAddresses(db, rows.map((r) => r.id)), loadFaults(db, rows)]);
-    return rows.map((row) =>
-      serverView(row, {
-        publicUrl: config.publicUrl,
-        isAdmin: ctx.isAdmin,
-        addresses: addresses.get(row.id) ?? [],
-        fault: faults.get(row.id) ?? null,
-      }),
-    );
-  };
+  const render = (rows: InstanceRow[], ctx: RequestContext) => renderRows(db, config.publicUrl, ctx, rows);
 
   const listPage = async (query: Static<typeof ServerListQuery>, ctx: RequestContext): Promise<InstanceRow[]> => {
     const scope = scopeOf(ctx, query.all_tenants);
-    let q: Knex.QueryBuilder = liveServers(db, scope).orderBy([
-      { column: "created_at", order: "desc" },
-      { column: "id", order: "desc" },
-    ]);
+    const sort = parseSort(query.sort_key, query.sort_dir, ctx.isAdmin);
+    let q: Knex.QueryBuilder = db("instances");
+    if (scope.projectId !== null) q = q.where("project_id", scope.projectId);
+    const since = query["changes-since"];
+    if (since !== undefined) {
+      const t = new Date(since);
+      if (Number.isNaN(t.getTime())) throw badRequest(`Invalid changes-since value: ${since}`);
+      // Nova: changes-since also returns servers deleted since then.
+      q = q.where("updated_at", ">=", t);
+    } else {
+      q = q.whereNot("vm_state", "deleted");
+    }
     if (query.name !== undefined) {
       try {
         new RegExp(query.name);
@@ -67,17 +67,48 @@ export const serverRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, c
         }
       });
     }
+    if (query.image !== undefined) q = q.where("image_id", isUuid(query.image) ? query.image : null);
+    if (query.flavor !== undefined) q = q.whereRaw("flavor->>'id' = ?", [query.flavor]);
+    for (const [param, version] of [["ip", 4], ["ip6", 6]] as const) {
+      const pattern = query[param];
+      if (pattern === undefined) continue;
+      q = q.whereExists(function () {
+        this.select(db.raw("1"))
+          .from("ports as p")
+          .join("ip_allocations as a", "a.port_id", "p.id")
+          .whereRaw("p.device_id = instances.id")
+          .whereRaw(version === 4 ? "position(':' in a.ip_address) = 0" : "position(':' in a.ip_address) > 0")
+          .whereRaw("a.ip_address ~ ?", [pattern]);
+      });
+    }
+    const tagsOf = (v: string | undefined) => (v === undefined ? [] : v.split(",").map((x) => x.trim()).filter(Boolean));
+    const hasTag = (tag: string) => db("instance_tags").whereRaw("instance_tags.instance_id = instances.id").where("tag", tag).select(db.raw("1"));
+    for (const tag of tagsOf(query.tags)) q = q.whereExists(hasTag(tag));
+    const any = tagsOf(query["tags-any"]);
+    if (any.length) q = q.whereExists(db("instance_tags").whereRaw("instance_tags.instance_id = instances.id").whereIn("tag", any).select(db.raw("1")));
+    const notAll = tagsOf(query["not-tags"]);
+    if (notAll.length) q = q.whereNot((w) => { for (const tag of notAll) w.whereExists(hasTag(tag)); });
+    const notAny = tagsOf(query["not-tags-any"]);
+    if (notAny.length) q = q.whereNotExists(db("instance_tags").whereRaw("instance_tags.instance_id = instances.id").whereIn("tag", notAny).select(db.raw("1")));
+    if (query.locked !== undefined) {
+      if (!/^(true|false|1|0|t|f|yes|no)$/i.test(query.locked)) throw badRequest(`Invalid value for locked: ${query.locked}`);
+      q = q.where("locked", /^(true|1|t|yes)$/i.test(query.locked));
+    }
+    if (query.reservation_id !== undefined) q = q.where("reservation_id", query.reservation_id);
+    if (query.availability_zone !== undefined) q = q.where("availability_zone", query.availability_zone);
+    // Admin-only filters are ignored for everyone else, as Nova ignores filters outside its whitelist.
+    if (query.host !== undefined && ctx.isAdmin) q = q.where("host", query.host);
     if (query.marker !== undefined) {
       const marker = isUuid(query.marker) ? await db("instances").where({ id: query.marker }).first("id") : undefined;
       if (!marker) throw badRequest(`marker [${query.marker}] not found`);
-      // Compared in SQL: a JavaScript Date would drop the microseconds and skip rows.
-      q = q.whereRaw("(created_at, id) < (SELECT created_at, id FROM instances WHERE id = ?)", [marker.id]);
+      q = q.whereRaw(afterMarkerSql(sort), { marker: marker.id });
     }
+    q = q.orderByRaw(orderBySql(sort)).limit(pageSize(query.limit));
     try {
-      return await q.limit(pageSize(query.limit));
+      return await q;
     } catch (err) {
       // Postgres is the judge of its own regular expressions (invalid_regular_expression).
-      if ((err as { code?: string }).code === "2201B") throw badRequest(`Invalid regular expression for name: ${query.name}`);
+      if ((err as { code?: string }).code === "2201B") throw badRequest("Invalid regular expression in a name or ip filter");
       throw err;
     }
   };
@@ -160,6 +191,38 @@ export const serverRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, c
       if (!row) throw notFound(`Instance ${req.params.id} could not be found.`);
       const [server] = await render([row], req.ctx);
       return { server: server! };
+    },
+  );
+
+  app.put(
+    "/v2.1/servers/:id",
+    {
+      schema: {
+        summary: "Update a server (name, description, access IPs)",
+        tags: ["servers"],
+        params: Params,
+        body: ServerUpdateBody,
+        response: { 200: Type.Object({ server: Server }), ...errors(400, 404, 409) },
+      },
+    },
+    async (req) => {
+      const u = req.body.server;
+      if (u.name !== undefined && u.name.trim() === "") throw badRequest("Invalid input for field/attribute name. Value: must not be blank.");
+      await db.transaction(async (trx) => {
+        const row = isUuid(req.params.id) ? await trx("instances").where({ id: req.params.id }).whereNot("vm_state", "deleted").forUpdate().first() : undefined;
+        if (!row || (!req.ctx.isAdmin && row.project_id !== req.ctx.projectId)) throw notFound(`Instance ${req.params.id} could not be found.`);
+        if (row.locked && !req.ctx.isAdmin) throw conflict(`Instance ${row.id} is locked`);
+        await trx("instances")
+          .where({ id: row.id })
+          .update({
+            ...(u.name !== undefined ? { name: u.name } : {}),
+            ...(u.description !== undefined ? { description: u.description } : {}),
+            ...(u.accessIPv4 !== undefined ? { access_ip_v4: u.accessIPv4 } : {}),
+            ...(u.accessIPv6 !== undefined ? { access_ip_v6: u.accessIPv6 } : {}),
+            updated_at: trx.fn.now(),
+          });
+      });
+      return { server: await renderServer(db, config.publicUrl, req.ctx, req.params.id) };
     },
   );
 

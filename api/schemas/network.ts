@@ -42,6 +42,8 @@ export const Network = Type.Object({
 });
 
 const AllocationPool = Type.Object({ start: Type.String(), end: Type.String() });
+const Ipv6Mode = Type.Union([Type.Literal("slaac"), Type.Literal("dhcpv6-stateful"), Type.Literal("dhcpv6-stateless")]);
+const HostRoute = Type.Object({ destination: Type.String(), nexthop: Type.String() });
 
 export const SubnetCreateBody = Type.Object(
   {
@@ -53,8 +55,10 @@ export const SubnetCreateBody = Type.Object(
         name: Type.Optional(Type.String({ maxLength: 255 })),
         gateway_ip: Type.Optional(Nullable(Type.String())),
         allocation_pools: Type.Optional(Type.Array(AllocationPool)),
-        dns_nameservers: Type.Optional(Type.Array(Type.String())),
+        dns_nameservers: Type.Optional(Type.Array(Type.String(), { maxItems: 5 })),
         enable_dhcp: Type.Optional(Type.Boolean()),
+        ipv6_address_mode: Type.Optional(Ipv6Mode),
+        ipv6_ra_mode: Type.Optional(Ipv6Mode),
         tenant_id: Type.Optional(Type.String()),
         project_id: Type.Optional(Type.String()),
       },
@@ -75,7 +79,10 @@ export const Subnet = Type.Object({
   gateway_ip: Nullable(Type.String()),
   allocation_pools: Type.Array(AllocationPool),
   dns_nameservers: Type.Array(Type.String()),
+  host_routes: Type.Array(HostRoute),
   enable_dhcp: Type.Boolean(),
+  ipv6_address_mode: Nullable(Type.String()),
+  ipv6_ra_mode: Nullable(Type.String()),
   created_at: Type.String(),
   updated_at: Type.String(),
 });

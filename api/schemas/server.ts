@@ -106,10 +106,43 @@ export const Server = Type.Object({
 
 export const ServerSummary = Type.Object({ id: Type.String(), name: Type.String(), links: Links });
 
+const OneOrMany = (description: string) => Type.Union([Type.String(), Type.Array(Type.String())], { description });
+
 export const ServerListQuery = Type.Object({
   name: Type.Optional(Type.String({ description: "A regular expression matched against the name" })),
   status: Type.Optional(Type.String()),
+  image: Type.Optional(Type.String({ description: "Image id" })),
+  flavor: Type.Optional(Type.String({ description: "Flavor id" })),
+  ip: Type.Optional(Type.String({ description: "A regular expression matched against the IPv4 addresses" })),
+  ip6: Type.Optional(Type.String({ description: "A regular expression matched against the IPv6 addresses" })),
+  "changes-since": Type.Optional(Type.String({ description: "ISO 8601 time; also lists servers deleted since then" })),
+  tags: Type.Optional(Type.String({ description: "Comma-separated: servers with all of these tags" })),
+  "tags-any": Type.Optional(Type.String({ description: "Comma-separated: servers with any of these tags" })),
+  "not-tags": Type.Optional(Type.String({ description: "Comma-separated: servers without all of these tags" })),
+  "not-tags-any": Type.Optional(Type.String({ description: "Comma-separated: servers with none of these tags" })),
+  locked: Type.Optional(Type.String({ description: "true or false" })),
+  reservation_id: Type.Optional(Type.String()),
+  availability_zone: Type.Optional(Type.String()),
+  host: Type.Optional(Type.String({ description: "Admin only; ignored for others" })),
+  sort_key: Type.Optional(OneOrMany("Repeatable; default created_at")),
+  sort_dir: Type.Optional(OneOrMany("asc or desc, repeatable; default desc")),
   limit: Type.Optional(Type.Integer({ minimum: 0 })),
   marker: Type.Optional(Type.String()),
-  all_tenants: Type.Optional(Type.String()),
+  all_tenants: Type.Optional(Type.String({ description: "Admin only: servers of every project" })),
 });
+
+export const ServerUpdateBody = Type.Object(
+  {
+    server: Type.Object(
+      {
+        name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+        description: Type.Optional(Nullable(Type.String({ maxLength: 255 }))),
+        accessIPv4: Type.Optional(Type.String({ format: "ipv4" })),
+        accessIPv6: Type.Optional(Type.String({ format: "ipv6" })),
+        "OS-DCF:diskConfig": Type.Optional(Type.Union([Type.Literal("AUTO"), Type.Literal("MANUAL")])),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);

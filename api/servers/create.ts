@@ -21,6 +21,8 @@ import type { FlavorRow } from "../routes/flavors.js";
 import { visibleImages, type ImageRow } from "../routes/images.js";
 import { visibleNetworks, type NetworkRow } from "../routes/networks.js";
 import type { ServerCreateBody } from "../schemas/server.js";
+// compute extras: keypair, availability zone, server group, quota (api/quotas/boot-admission.ts)
+import { admitBoot, checkBootExtras, recordBootExtras } from "../quotas/boot-admission.js";
 
 type Body = Static<typeof ServerCreateBody>;
 
@@ -29,7 +31,7 @@ interface RequestedNic {
   fixedIp?: string;
 }
 
-async function resolveFlavor(db: Db, ref: string | number): Promise<FlavorSnapshot> {
+export async function resolveFlavor(db: Db, ref: string | number): Promise<FlavorSnapshot> {
   const id = idFromRef(String(ref));
   const row: FlavorRow | undefined = await db("flavors").where({ id }).first();
   if (!row) throw badRequest(`Flavor ${id} could not be found.`);
@@ -45,7 +47,7 @@ async function resolveFlavor(db: Db, ref: string | number): Promise<FlavorSnapsh
   };
 }
 
-async function resolveImage(db: Db, ctx: RequestContext, ref: string | undefined, flavor: FlavorSnapshot): Promise<ImageSnapshot> {
+export async function resolveImage(db: Db, ctx: RequestContext, ref: string | undefined, flavor: FlavorSnapshot): Promise<ImageSnapshot> {
   if (ref === undefined || ref === "") throw badRequest("Missing imageRef attribute; booting from a volume is not supported.");
   const id = idFromRef(ref);
   const row: ImageRow | undefined = isUuid(id)
@@ -93,7 +95,6 @@ function validateScalars(s: Body["server"]): void {
   if ((s.min_count ?? 1) !== 1 || (s.max_count ?? 1) !== 1) {
     throw badRequest("Creating several servers in one request is not supported yet (min_count and max_count must be 1).");
   }
-  if (s.key_name !== undefined) throw badRequest("Invalid key_name provided.");
   if (s.block_device_mapping_v2 !== undefined && s.block_device_mapping_v2.length > 0) {
     throw badRequest("Block device mapping is not supported yet.");
   }
@@ -121,10 +122,12 @@ export async function acceptBoot(db: Db, ctx: RequestContext, requestId: string,
   const flavor = await resolveFlavor(db, s.flavorRef);
   const image = await resolveImage(db, ctx, s.imageRef, flavor);
   const nics = await resolveNetworks(db, ctx, s.networks);
+  const extras = await checkBootExtras(db, ctx, body); // compute extras
   const id = newId();
   const state = transition({ vm_state: "building", task_state: null, power_state: PowerState.NOSTATE }, { type: "create_accepted" });
 
   await db.transaction(async (trx) => {
+    await admitBoot(trx, ctx, flavor, s.metadata); // compute extras: quota
     await trx("instances").insert({
       id,
       name: s.name,
@@ -143,7 +146,9 @@ export async function acceptBoot(db: Db, ctx: RequestContext, requestId: string,
       reservation_id: `r-${randomBytes(4).toString("hex")}`,
       access_ip_v4: s.accessIPv4 ?? null,
       access_ip_v6: s.accessIPv6 ?? null,
+      key_name: extras.keyName, // compute extras
     });
+    await recordBootExtras(trx, id, extras); // compute extras: server group membership
     for (const [index, nic] of nics.entries()) {
       await createPort(trx, {
         networkId: nic.network.id,

@@ -6,6 +6,17 @@ export interface RequestSpec {
   availabilityZone: string | null;
   /** Hosts that already failed this build. */
   ignoreHosts: string[];
+  /** The server group the instance joined at boot, if any (os:scheduler_hints.group). */
+  group?: ServerGroupSpec | null;
+}
+
+export type ServerGroupPolicy = "affinity" | "anti-affinity" | "soft-affinity" | "soft-anti-affinity";
+
+export interface ServerGroupSpec {
+  id: string;
+  policy: ServerGroupPolicy;
+  /** Hosts of the group's other placed, undeleted members, with how many members each has. */
+  hosts: Record<string, number>;
 }
 
 /** A filter keeps the hosts that can take the request. Pure. */

@@ -3,7 +3,9 @@
  * to [0, 1] across the candidates, multiplied and summed. A positive multiplier
  * spreads (more free is better), a negative one packs.
  */
+import type { RequestSpec } from "../filters/types.js";
 import { free, type HostState } from "../host-state.js";
+import { softAffinityWeigher, softAntiAffinityWeigher } from "./server-group.js";
 
 export interface Weigher {
   name: string;
@@ -24,6 +26,14 @@ export const cpuWeigher = (multiplier = 1.0): Weigher => ({
 });
 
 export const DEFAULT_WEIGHERS: Weigher[] = [ramWeigher(), cpuWeigher()];
+
+/** The weighers for a request: the defaults, plus the soft group weigher when its group has a soft policy. */
+export function weighersFor(spec: RequestSpec): Weigher[] {
+  const g = spec.group;
+  if (g?.policy === "soft-affinity") return [...DEFAULT_WEIGHERS, softAffinityWeigher(g)];
+  if (g?.policy === "soft-anti-affinity") return [...DEFAULT_WEIGHERS, softAntiAffinityWeigher(g)];
+  return DEFAULT_WEIGHERS;
+}
 
 function normalise(values: number[]): number[] {
   const min = Math.min(...values);

@@ -7,7 +7,7 @@ const VM_STATES: VmState[] = [
   "building", "active", "stopped", "paused", "suspended", "rescued", "resized",
   "soft-delete", "deleted", "error", "shelved", "shelved_offloaded",
 ];
-const TASK_STATES: TaskState[] = [null, "scheduling", "spawning", "deleting"];
+const TASK_STATES: TaskState[] = [null, "scheduling", "spawning", "deleting", "powering-off", "rebuilding"];
 
 const st = (vm_state: VmState, task_state: TaskState, power_state: PowerState = PowerState.RUNNING): InstanceState => ({
   vm_state,
@@ -25,6 +25,10 @@ const EVENTS: Record<InstanceEvent["type"], InstanceEvent> = {
   delete_requested: { type: "delete_requested" },
   delete_failed: { type: "delete_failed" },
   delete_completed: { type: "delete_completed" },
+  action_started: { type: "action_started", action: "stop" },
+  action_succeeded: { type: "action_succeeded", action: "stop", power_state: PowerState.SHUTDOWN },
+  action_failed: { type: "action_failed", action: "rebuild" },
+  resize_confirmed: { type: "resize_confirmed", restore_vm_state: "stopped" },
 };
 
 const label = (s: InstanceState) => `${s.vm_state}/${s.task_state ?? "None"}`;
@@ -94,6 +98,29 @@ const CASES: {
     ],
     refused: [st("deleted", null), st("deleted", "deleting")],
   },
+  {
+    event: EVENTS.action_started,
+    allowed: [
+      [st("active", null), st("active", "powering-off")],
+      [st("error", null, PowerState.NOSTATE), st("error", "powering-off", PowerState.NOSTATE)],
+    ],
+    refused: [st("stopped", null), st("active", "rebuilding"), st("building", "spawning"), st("active", "deleting")],
+  },
+  {
+    event: EVENTS.action_succeeded,
+    allowed: [[st("active", "powering-off"), st("stopped", null, PowerState.SHUTDOWN)]],
+    refused: [st("active", null), st("active", "rebuilding")],
+  },
+  {
+    event: EVENTS.action_failed,
+    allowed: [[st("stopped", "rebuilding", PowerState.SHUTDOWN), st("error", null, PowerState.SHUTDOWN)]],
+    refused: [st("active", null), st("active", "powering-off")],
+  },
+  {
+    event: EVENTS.resize_confirmed,
+    allowed: [[st("resized", null, PowerState.SHUTDOWN), st("stopped", null, PowerState.SHUTDOWN)]],
+    refused: [st("active", null), st("resized", "resize_reverting")],
+  },
 ];
 
 describe("state machine", () => {
@@ -105,14 +132,14 @@ describe("state machine", () => {
     describe(c.event.type, () => {
       it.each(c.allowed.map(([from, to]) => ({ from, to, name: label(from) })))("is accepted from $name", ({ from, to }) => {
         const before = { ...from };
-        expect(canTransition(from, c.event.type)).toBe(true);
+        expect(canTransition(from, c.event)).toBe(true);
         expect(transition(from, c.event)).toStrictEqual(to);
         expect(from).toStrictEqual(before); // the input is not mutated
       });
 
       if (c.refused.length > 0) {
         it.each(c.refused.map((from) => ({ from, name: label(from) })))("is refused from $name", ({ from }) => {
-          expect(canTransition(from, c.event.type)).toBe(false);
+          expect(canTransition(from, c.event)).toBe(false);
           let caught: unknown;
           try {
             transition(from, c.event);
@@ -142,7 +169,7 @@ describe("state machine", () => {
   });
 
   it("accepts spawn_succeeded only from building/spawning", () => {
-    const accepted = ALL_STATES.filter((s) => canTransition(s, "spawn_succeeded")).map(label);
+    const accepted = ALL_STATES.filter((s) => canTransition(s, EVENTS.spawn_succeeded)).map(label);
     expect(accepted).toEqual(["building/spawning"]);
     for (const s of ALL_STATES) {
       if (label(s) === "building/spawning") continue;
@@ -153,7 +180,7 @@ describe("state machine", () => {
   it("canTransition agrees with transition for every event and state", () => {
     for (const e of Object.values(EVENTS)) {
       for (const s of ALL_STATES) {
-        const ok = canTransition(s, e.type);
+        const ok = canTransition(s, e);
         if (ok) expect(() => transition(s, e), `${e.type} ${label(s)}`).not.toThrow();
         else expect(() => transition(s, e), `${e.type} ${label(s)}`).toThrow(InvalidTransition);
       }
@@ -170,13 +197,13 @@ describe("state machine", () => {
     const KEYS = ["power_state", "task_state", "vm_state"];
     for (const e of Object.values(EVENTS)) {
       it(`${e.type}, from a plain state`, () => {
-        for (const s of ALL_STATES.filter((x) => canTransition(x, e.type))) {
+        for (const s of ALL_STATES.filter((x) => canTransition(x, e))) {
           expect(Object.keys(transition(s, e)).sort(), label(s)).toEqual(KEYS);
         }
       });
       // Callers hand in whole instance rows (common/db/instance-records.ts applyEvent).
       it(`${e.type}, from a database row with more columns`, () => {
-        for (const s of ALL_STATES.filter((x) => canTransition(x, e.type))) {
+        for (const s of ALL_STATES.filter((x) => canTransition(x, e))) {
           const row = { ...s, id: "9f0c", host: "compute-1", updated_at: new Date(0) };
           expect(Object.keys(transition(row, e)).sort(), label(s)).toEqual(KEYS);
         }
