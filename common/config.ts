@@ -32,6 +32,8 @@ export interface Config {
   /** True when LIBVIRT_URI was set explicitly (no silent fallback then). */
   libvirtUriExplicit: boolean;
   agentConcurrency: number;
+  /** Seconds a guest gets to shut down cleanly before a hard power-off (Nova's shutdown_timeout). */
+  shutdownTimeoutSec: number;
   /** The API root the agent downloads images from and uploads snapshots to. */
   agentApiUrl: string;
   /** The agent's own credential for the API (dev mode: a token with the service role). */
@@ -119,6 +121,7 @@ export function loadConfig(env: Env = process.env): Config {
     virtType: virtType(env.CIRRUS_VIRT_TYPE),
     libvirtUriExplicit: env.LIBVIRT_URI !== undefined && env.LIBVIRT_URI !== "",
     agentConcurrency: num(env, "CIRRUS_AGENT_CONCURRENCY", 8),
+    shutdownTimeoutSec: num(env, "CIRRUS_SHUTDOWN_TIMEOUT", 60),
     agentApiUrl: (env.CIRRUS_AGENT_API_URL ?? env.CIRRUS_PUBLIC_URL ?? `http://${apiHost}:${apiPort}`).replace(/\/+$/, ""),
     agentToken: env.CIRRUS_AGENT_TOKEN ?? env.CIRRUS_DEV_TOKEN ?? "cirrus-dev-admin-token",
     imageCachePath: path.resolve(env.CIRRUS_IMAGE_CACHE ?? path.join(stateDir, "image-cache")),

@@ -30,6 +30,7 @@ const agent = new ComputeAgent({
   apiUrl: config.agentApiUrl,
   apiToken: config.agentToken,
   scratchDir: path.join(config.instancesPath, "_snapshots"),
+  shutdownTimeoutSec: config.shutdownTimeoutSec,
 });
 await agent.start();
 

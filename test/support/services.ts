@@ -31,6 +31,9 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   await ensureDatabase(url.toString());
   const db = createDb(url.toString());
   await migrateLatest(db);
+  // Domain names come from this sequence and every test database starts afresh, while
+  // qemu:///system is shared by all test files: start each database somewhere else.
+  await db.raw(`ALTER SEQUENCE instances_seq_seq RESTART WITH ${1 + Math.floor(Math.random() * 0x0fffffff)}`);
   return {
     url: url.toString(),
     db,

@@ -154,13 +154,13 @@ export async function startStack(opts: { schedulers?: number; agents: AgentSpec[
 
 /** A small client for the running API. */
 export function client(stack: Pick<Stack, "url" | "token">) {
-  return async (method: string, urlPath: string, body?: unknown): Promise<{ status: number; body: any }> => {
+  return async (method: string, urlPath: string, body?: unknown): Promise<{ status: number; body: any; headers: Record<string, string> }> => {
     const res = await fetch(stack.url + urlPath, {
       method,
       headers: { "x-auth-token": stack.token, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
     const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : null };
+    return { status: res.status, body: text ? JSON.parse(text) : null, headers: Object.fromEntries(res.headers) };
   };
 }
