@@ -25,6 +25,7 @@ import type { ComputeRpc } from "./rpc.js";
 import { hypervisorRoutes } from "./routes/hypervisors.js";
 import { serviceRoutes } from "./routes/services.js";
 import { extensionRoutes } from "./routes/extensions.js";
+import { rewriteServicePaths, serviceRootRoutes } from "./routes/service-roots.js";
 import "./context.js";
 
 export interface AppDeps {
@@ -53,6 +54,7 @@ export async function buildApp(deps: AppDeps) {
       return typeof given === "string" && isRequestId(given) ? given : newRequestId();
     },
     routerOptions: { ignoreTrailingSlash: true },
+    rewriteUrl: (req) => rewriteServicePaths(req.url ?? "/"),
     bodyLimit: 1024 * 1024,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -118,6 +120,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(hypervisorRoutes, routeDeps);
   await app.register(serviceRoutes, routeDeps);
   await app.register(extensionRoutes, routeDeps);
+  await app.register(serviceRootRoutes, routeDeps);
 
   app.get("/openapi.json", { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
 

@@ -5,8 +5,9 @@
 set -euo pipefail
 
 need_pkgs=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
-  qemu-system-x86 qemu-utils genisoimage
-  linux-image-cloud-amd64 busybox-static cpio syslinux syslinux-common mtools dosfstools)
+  qemu-system-x86 qemu-utils genisoimage libxml2-utils iproute2
+  linux-image-cloud-amd64 busybox-static cpio syslinux syslinux-common mtools dosfstools
+  python3-openstackclient python3-novaclient)
 
 missing=()
 for p in "${need_pkgs[@]}"; do

@@ -121,11 +121,17 @@ export const serverRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, c
         description: "Accepted at once (202); poll GET /servers/{id} until status is ACTIVE or ERROR.",
         tags: ["servers"],
         body: ServerCreateBody,
-        response: { 202: ServerCreated, ...errors(400, 403, 409) },
+        response: {
+          202: Type.Union([ServerCreated, Type.Object({ reservation_id: Type.String() })], {
+            description: "The (first) server; only the reservation id when return_reservation_id is true",
+          }),
+          ...errors(400, 403, 409),
+        },
       },
     },
     async (req, reply) => {
       const accepted = await acceptBoot(db, req.ctx, req.id, req.body);
+      if (req.body.server.return_reservation_id) return reply.status(202).send({ reservation_id: accepted.reservationId });
       const links = resourceLinks(config.publicUrl, "servers", accepted.id);
       return reply
         .status(202)

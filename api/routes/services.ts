@@ -5,6 +5,7 @@ import type { RouteDeps } from "../app.js";
 import { DEFAULT_AZ, loadComputeHosts } from "../compute-hosts.js";
 import { requireAdmin } from "../policy.js";
 import { errors, Nullable } from "../schemas/common.js";
+import { hostZones } from "./availability-zones.js";
 
 const Service = Type.Object({
   id: Type.String(),
@@ -36,12 +37,14 @@ export const serviceRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, 
       let hosts = await loadComputeHosts(db, config.serviceDownTimeSec);
       if (req.query.host !== undefined) hosts = hosts.filter((h) => h.host === req.query.host);
       if (req.query.binary !== undefined && req.query.binary !== "nova-compute") hosts = [];
+      // (compute extras) a host's zone is its aggregate's when it has one
+      const zones = new Map((await hostZones(db, config.serviceDownTimeSec)).map((z) => [z.host, z.zone]));
       return {
         services: hosts.map((h) => ({
           id: h.id,
           binary: "nova-compute",
           host: h.host,
-          zone: h.availability_zone ?? DEFAULT_AZ,
+          zone: zones.get(h.host) ?? h.availability_zone ?? DEFAULT_AZ,
           status: h.status,
           state: h.is_up ? "up" : "down",
           updated_at: h.last_seen_at.toISOString().replace("Z", "000"),

@@ -4,7 +4,7 @@ import { Links, Nullable } from "./common.js";
 const NetworkRequest = Type.Object(
   {
     uuid: Type.Optional(Type.String({ format: "uuid" })),
-    fixed_ip: Type.Optional(Type.String({ format: "ipv4" })),
+    fixed_ip: Type.Optional(Type.Union([Type.String({ format: "ipv4" }), Type.String({ format: "ipv6" })])),
     port: Type.Optional(Nullable(Type.String({ format: "uuid" }))),
   },
   { additionalProperties: false },

@@ -92,9 +92,10 @@ async function resolveNetworks(db: Db, ctx: RequestContext, requested: Body["ser
 
 function validateScalars(s: Body["server"]): void {
   if (s.name.trim() === "") throw badRequest("Invalid input for field/attribute name. Value: must not be blank.");
-  if ((s.min_count ?? 1) !== 1 || (s.max_count ?? 1) !== 1) {
-    throw badRequest("Creating several servers in one request is not supported yet (min_count and max_count must be 1).");
-  }
+  const min = s.min_count ?? 1;
+  const max = s.max_count ?? min;
+  if (min > max) throw badRequest("min_count must be <= max_count");
+  if (max > MAX_COUNT) throw badRequest(`max_count may be at most ${MAX_COUNT}`);
   if (s.block_device_mapping_v2 !== undefined && s.block_device_mapping_v2.length > 0) {
     throw badRequest("Block device mapping is not supported yet.");
   }
@@ -109,10 +110,16 @@ function validateScalars(s: Body["server"]): void {
   }
 }
 
+/** How many servers one request may create (each also needs its quota). */
+const MAX_COUNT = 1000;
+
 const truthy = (v: boolean | string | undefined) => (typeof v === "string" ? /^(true|1|yes)$/i.test(v) : v === true);
 
 export interface Accepted {
+  /** The first server's id; the others share its reservation id. */
   id: string;
+  ids: string[];
+  reservationId: string;
   adminPass: string;
 }
 
@@ -123,44 +130,51 @@ export async function acceptBoot(db: Db, ctx: RequestContext, requestId: string,
   const image = await resolveImage(db, ctx, s.imageRef, flavor);
   const nics = await resolveNetworks(db, ctx, s.networks);
   const extras = await checkBootExtras(db, ctx, body); // compute extras
-  const id = newId();
   const state = transition({ vm_state: "building", task_state: null, power_state: PowerState.NOSTATE }, { type: "create_accepted" });
+  // Nova's multi-create: max_count servers named <name>-1..N (a fixed IP cannot be shared, so one only).
+  const count = s.max_count ?? s.min_count ?? 1;
+  if (count > 1 && nics.some((n) => n.fixedIp !== undefined)) throw badRequest("Unable to launch multiple instances with a single configured port or fixed IP.");
+  const ids = Array.from({ length: count }, () => newId());
+  const reservationId = `r-${randomBytes(4).toString("hex")}`;
 
   await db.transaction(async (trx) => {
-    await admitBoot(trx, ctx, flavor, s.metadata); // compute extras: quota
-    await trx("instances").insert({
-      id,
-      name: s.name,
-      description: s.description ?? null,
-      project_id: ctx.projectId,
-      user_id: ctx.userId,
-      ...state,
-      availability_zone: s.availability_zone ?? null,
-      flavor: JSON.stringify(flavor),
-      image_id: image.id,
-      image: JSON.stringify(image),
-      requested_networks: JSON.stringify(nics.map((n) => ({ uuid: n.network.id, fixed_ip: n.fixedIp ?? null }))),
-      metadata: JSON.stringify(s.metadata ?? {}),
-      config_drive: truthy(s.config_drive),
-      user_data: s.user_data ?? null,
-      reservation_id: `r-${randomBytes(4).toString("hex")}`,
-      access_ip_v4: s.accessIPv4 ?? null,
-      access_ip_v6: s.accessIPv6 ?? null,
-      key_name: extras.keyName, // compute extras
-    });
-    await recordBootExtras(trx, id, extras); // compute extras: server group membership
-    for (const [index, nic] of nics.entries()) {
-      await createPort(trx, {
-        networkId: nic.network.id,
-        projectId: ctx.projectId,
-        deviceId: id,
-        deviceOwner: "compute:nova",
-        deviceIndex: index,
-        ...(nic.fixedIp !== undefined ? { fixedIp: nic.fixedIp } : {}),
+    for (const [launchIndex, id] of ids.entries()) {
+      await admitBoot(trx, ctx, flavor, s.metadata); // compute extras: quota
+      await trx("instances").insert({
+        id,
+        name: count > 1 ? `${s.name}-${launchIndex + 1}` : s.name,
+        description: s.description ?? null,
+        project_id: ctx.projectId,
+        user_id: ctx.userId,
+        ...state,
+        availability_zone: s.availability_zone ?? null,
+        flavor: JSON.stringify(flavor),
+        image_id: image.id,
+        image: JSON.stringify(image),
+        requested_networks: JSON.stringify(nics.map((n) => ({ uuid: n.network.id, fixed_ip: n.fixedIp ?? null }))),
+        metadata: JSON.stringify(s.metadata ?? {}),
+        config_drive: truthy(s.config_drive),
+        user_data: s.user_data ?? null,
+        reservation_id: reservationId,
+        launch_index: launchIndex,
+        access_ip_v4: s.accessIPv4 ?? null,
+        access_ip_v6: s.accessIPv6 ?? null,
+        key_name: extras.keyName, // compute extras
       });
+      await recordBootExtras(trx, id, extras); // compute extras: server group membership
+      for (const [index, nic] of nics.entries()) {
+        await createPort(trx, {
+          networkId: nic.network.id,
+          projectId: ctx.projectId,
+          deviceId: id,
+          deviceOwner: "compute:nova",
+          deviceIndex: index,
+          ...(nic.fixedIp !== undefined ? { fixedIp: nic.fixedIp } : {}),
+        });
+      }
+      await startAction(trx, { instanceId: id, action: "create", requestId, projectId: ctx.projectId, userId: ctx.userId });
+      await enqueue(trx, { queue: SCHEDULE_QUEUE, name: "schedule", jobId: `schedule-${id}`, payload: { instance_id: id, request_id: requestId } });
     }
-    await startAction(trx, { instanceId: id, action: "create", requestId, projectId: ctx.projectId, userId: ctx.userId });
-    await enqueue(trx, { queue: SCHEDULE_QUEUE, name: "schedule", jobId: `schedule-${id}`, payload: { instance_id: id, request_id: requestId } });
   });
-  return { id, adminPass: s.adminPass ?? randomBytes(9).toString("base64url") };
+  return { id: ids[0]!, ids, reservationId, adminPass: s.adminPass ?? randomBytes(9).toString("base64url") };
 }

@@ -175,13 +175,15 @@ describe("subnets", () => {
     expect(res.body.subnet.allocation_pools).toEqual([{ start: "10.1.0.1", end: "10.1.0.13" }]);
   });
 
-  it("a second subnet on the same network is 409", async () => {
+  // Several subnets per network are allowed now (issue 4: IPv4 + IPv6); only an overlapping one is refused.
+  it("a second subnet on the same network is 201 unless it overlaps (400)", async () => {
     const id = await network("sub-twice");
     expect((await createSubnet({ network_id: id, cidr: "10.2.0.0/24" })).status).toBe(201);
+    expect((await createSubnet({ network_id: id, cidr: "10.3.0.0/24" })).status).toBe(201);
     const before = await tableCounts(t.db);
-    const res = await createSubnet({ network_id: id, cidr: "10.3.0.0/24" });
-    expect(res.status).toBe(409);
-    expect(res.body.conflictingRequest.code).toBe(409);
+    const res = await createSubnet({ network_id: id, cidr: "10.2.0.128/25" });
+    expect(res.status).toBe(400);
+    expect(res.body.badRequest.message).toMatch(/overlaps/);
     expect(await tableCounts(t.db)).toEqual(before);
   });
 

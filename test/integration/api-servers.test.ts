@@ -245,7 +245,7 @@ describe("POST /v2.1/servers", () => {
       ["metadata value a number (Nova does not coerce)", () => boot(valid({ metadata: { a: 1 } }))],
       ["user_data not base64", () => boot(valid({ user_data: "not base64 !!" }))],
       ["unknown security group", () => boot(valid({ security_groups: [{ name: "web" }] }))],
-      ["min_count above 1", () => boot(valid({ min_count: 2, max_count: 2 }))],
+      ["min_count above max_count", () => boot(valid({ min_count: 3, max_count: 2 }))],
       ["bad accessIPv4", () => boot(valid({ accessIPv4: "999.1.1.1" }))],
     ];
     it.each(cases)("%s", async (_label, send) => {

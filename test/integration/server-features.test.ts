@@ -166,6 +166,34 @@ describe("action gating", () => {
   });
 });
 
+describe("multi-create", () => {
+  it("creates max_count servers named <name>-N under one reservation id", async () => {
+    const res = await srv().post("/v2.1/servers").set(auth).send({
+      server: { name: "many", flavorRef: "1", imageRef: imageId, networks: [{ uuid: netId }], min_count: 3, max_count: 3 },
+    });
+    expect(res.status).toBe(202);
+    const first = await t.db("instances").where({ id: res.body.server.id }).first();
+    const all = await t.db("instances").where({ reservation_id: first.reservation_id }).orderBy("launch_index");
+    expect(all.map((r: { name: string; launch_index: number }) => [r.name, r.launch_index])).toEqual([["many-1", 0], ["many-2", 1], ["many-3", 2]]);
+    const jobs = await t.db("outbox").whereIn("job_id", all.map((r: { id: string }) => `schedule-${r.id}`));
+    expect(jobs.length).toBe(3);
+    const listed = await srv().get(`/v2.1/servers?reservation_id=${first.reservation_id}`).set(auth);
+    expect(listed.body.servers.length).toBe(3);
+  });
+
+  it("answers only the reservation id when asked, and refuses min_count > max_count", async () => {
+    const res = await srv().post("/v2.1/servers").set(auth).send({
+      server: { name: "resv", flavorRef: "1", imageRef: imageId, networks: [{ uuid: netId }], max_count: 2, return_reservation_id: true },
+    });
+    expect(res.status).toBe(202);
+    expect(res.body).toEqual({ reservation_id: expect.stringMatching(/^r-[0-9a-f]{8}$/) });
+    const before = await tableCounts(t.db);
+    const bad = await srv().post("/v2.1/servers").set(auth).send({ server: { name: "x", flavorRef: "1", imageRef: imageId, networks: "none", min_count: 3, max_count: 2 } });
+    expect(bad.status).toBe(400);
+    expect(await tableCounts(t.db)).toEqual(before);
+  });
+});
+
 describe("PUT /servers/{id}, metadata and tags", () => {
   it("renames and describes a server", async () => {
     const id = await boot("old-name");

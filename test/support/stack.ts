@@ -97,6 +97,7 @@ export async function startStack(opts: { schedulers?: number; agents: AgentSpec[
       CIRRUS_HOST: a.host,
       LIBVIRT_URI: a.uri,
       CIRRUS_INSTANCES_PATH: a.instancesPath,
+      CIRRUS_IMAGE_CACHE: path.join(workDir, `image-cache-${a.host}`),
       UV_THREADPOOL_SIZE: "16",
       ...(a.availabilityZone ? { CIRRUS_AVAILABILITY_ZONE: a.availabilityZone } : {}),
       ...a.env,

@@ -1,9 +1,18 @@
-import { readFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { buildDomainXml, escapeXml, instanceNameFromSeq } from "../../compute-agent/virt/libvirt/domain-xml.js";
 import type { DomainXmlInput } from "../../compute-agent/virt/libvirt/domain-xml.js";
 
-const golden = (name: string) => readFileSync(new URL(`./golden/${name}`, import.meta.url), "utf8");
+const goldenDir = fileURLToPath(new URL("./golden/", import.meta.url));
+/** UPDATE_GOLDEN=1 rewrites the files; review the diff before committing it. */
+const golden = (name: string, actual?: string) => {
+  const file = `${goldenDir}${name}`;
+  if (process.env.UPDATE_GOLDEN === "1" && actual !== undefined) writeFileSync(file, actual);
+  return readFileSync(file, "utf8");
+};
 
 const UUID = "3f1c2b7e-8d4a-4e6f-9a0b-1c2d3e4f5a6b";
 const DIR = `/var/lib/cirrus/instances/${UUID}`;
@@ -71,11 +80,13 @@ function testInput(): DomainXmlInput {
 
 describe("buildDomainXml", () => {
   it("builds a qemu domain with a qcow2 disk, a config drive and two NICs (golden)", () => {
-    expect(buildDomainXml(qemuInput())).toBe(golden("qemu-domain.xml"));
+    const xml = buildDomainXml(qemuInput());
+    expect(xml).toBe(golden("qemu-domain.xml", xml));
   });
 
   it("builds a test-driver domain (golden)", () => {
-    expect(buildDomainXml(testInput())).toBe(golden("test-domain.xml"));
+    const xml = buildDomainXml(testInput());
+    expect(xml).toBe(golden("test-domain.xml", xml));
   });
 
   it("is pure: the same input gives the same XML", () => {
@@ -164,7 +175,7 @@ describe("buildDomainXml", () => {
     input.disks[0]!.cache = "writethrough";
     const xml = buildDomainXml(input);
     expect(xml).toContain("<memory unit='KiB'>2097152</memory>");
-    expect(xml).toContain("<driver name='qemu' type='qcow2' cache='writethrough'/>");
+    expect(xml).toContain("<driver name='qemu' type='qcow2' cache='writethrough' io='threads'/>");
   });
 
   it("rejects memory and vcpus that are not positive integers", () => {
@@ -184,5 +195,151 @@ describe("instanceNameFromSeq", () => {
     expect(() => instanceNameFromSeq(-1)).toThrow(RangeError);
     expect(() => instanceNameFromSeq(1.5)).toThrow(RangeError);
     expect(() => instanceNameFromSeq(2 ** 32)).toThrow(RangeError);
+  });
+});
+
+/** m1.large-style flavor with every tuning extra spec, on KVM, NICs on an OVS bridge (VLAN) and a Linux bridge. */
+function kvmTunedInput(): DomainXmlInput {
+  return {
+    ...qemuInput(),
+    type: "kvm",
+    name: "instance-0000beef",
+    memoryMiB: 4096,
+    vcpus: 4,
+    machine: "pc-i440fx-7.2",
+    interfaces: [
+      {
+        mac: "fa:16:3e:01:02:03",
+        model: "virtio",
+        attach: { type: "bridge", bridge: "br-int", ovsInterfaceId: "5b8a9c1d-2e3f-4a5b-8c7d-9e0f1a2b3c4d", vlan: 101 },
+        mtu: 1450,
+        targetDev: "tap5b8a9c1d-2e",
+      },
+      { mac: "fa:16:3e:04:05:06", model: "virtio", attach: { type: "bridge", bridge: "brq7c1e2d3f-4a" }, mtu: 1500, targetDev: "tap0a1b2c3d-4e" },
+    ],
+    extraSpecs: {
+      "quota:cpu_shares": "2048",
+      "quota:cpu_period": "100000",
+      "quota:cpu_quota": "200000",
+      "hw:numa_nodes": "2",
+      "quota:vif_inbound_average": "10240",
+      "quota:vif_inbound_peak": "20480",
+      "quota:vif_inbound_burst": "1024",
+      "quota:vif_outbound_average": "5120",
+      "hw_rng:rate_bytes": "2048",
+      "hw_rng:rate_period": "1000",
+    },
+    imageProperties: { hw_video_model: "qxl", os_type: "windows" },
+    hostNumaNodes: [0, 1],
+  };
+}
+
+/** A Xen (libxl) HVM guest, as an agent on xen:///system builds it. */
+function xenInput(): DomainXmlInput {
+  const dir = "/var/lib/cirrus/instances/6d5c4b3a-2e1f-4a0b-9c8d-7e6f5a4b3c2d";
+  return {
+    type: "xen",
+    name: "instance-00000100",
+    uuid: "6d5c4b3a-2e1f-4a0b-9c8d-7e6f5a4b3c2d",
+    memoryMiB: 1024,
+    vcpus: 1,
+    arch: "x86_64",
+    disks: [
+      { path: `${dir}/disk`, format: "qcow2", bus: "xen", device: "disk" },
+      { path: `${dir}/disk.config`, format: "raw", bus: "xen", device: "cdrom", readonly: true },
+    ],
+    interfaces: [{ mac: "fa:16:3e:aa:00:01", model: "e1000", attach: { type: "bridge", bridge: "xenbr0" }, targetDev: "tap11111111-22" }],
+    consoleLogPath: `${dir}/console.log`,
+    metadata: {
+      displayName: "xen-1",
+      creationTime: new Date("2026-11-26T10:00:00Z"),
+      flavor: { name: "m1.small", memoryMiB: 1024, diskGiB: 10, swapMiB: 0, ephemeralGiB: 0, vcpus: 1 },
+      owner: { userId: "u-1", projectId: "p-1" },
+      imageId: "22222222-3333-4444-8555-666666666666",
+    },
+    smbios: { manufacturer: "Cirrus", product: "OpenStack Nova" },
+  };
+}
+
+describe("buildDomainXml: production details", () => {
+  it("builds a tuned KVM domain (golden): cputune, numatune and NUMA cells, bandwidth, OVS virtualport, VLAN, qxl, Windows clock", () => {
+    const xml = buildDomainXml(kvmTunedInput());
+    expect(xml).toBe(golden("kvm-tuned-domain.xml", xml));
+    expect(xml).toContain("<cputune>\n    <shares>2048</shares>\n    <period>100000</period>\n    <quota>200000</quota>\n  </cputune>");
+    expect(xml).toContain("<memory mode='strict' nodeset='0,1'/>");
+    expect(xml).toContain("<cell id='1' cpus='2-3' memory='2097152' unit='KiB'/>");
+    expect(xml).toContain("<parameters interfaceid='5b8a9c1d-2e3f-4a5b-8c7d-9e0f1a2b3c4d'/>");
+    expect(xml).toContain("<tag id='101'/>");
+    expect(xml).toContain("<inbound average='10240' peak='20480' burst='1024'/>");
+    expect(xml).toContain("<outbound average='5120'/>");
+    expect(xml).toContain("<cpu mode='host-model' match='exact'>");
+    expect(xml).toContain("<clock offset='localtime'>");
+    expect(xml).toContain("<timer name='hypervclock' present='yes'/>");
+    expect(xml).toContain("<model type='qxl'/>");
+    expect(xml).toContain("<rate bytes='2048' period='1000'/>");
+  });
+
+  it("builds a Xen HVM domain (golden)", () => {
+    const xml = buildDomainXml(xenInput());
+    expect(xml).toBe(golden("xen-domain.xml", xml));
+    expect(xml).toContain("<domain type='xen'>");
+    expect(xml).toContain("<type arch='x86_64' machine='xenfv'>hvm</type>");
+    expect(xml).toContain("<loader type='rom'>/usr/lib/xen/boot/hvmloader</loader>");
+    expect(xml).toContain("<memballoon model='xen'/>");
+    expect(xml).not.toContain("<rng");
+  });
+
+  it("writes memory and currentMemory, static vCPU placement, pm, video, tablet and rng on a plain qemu domain", () => {
+    const xml = buildDomainXml(qemuInput());
+    expect(xml).toContain("<currentMemory unit='KiB'>524288</currentMemory>");
+    expect(xml).toContain("<vcpu placement='static'>2</vcpu>");
+    expect(xml).toContain("<suspend-to-mem enabled='no'/>");
+    expect(xml).toContain("<input type='tablet' bus='usb'/>");
+    expect(xml).toContain("<model type='virtio'/>\n    </video>");
+    expect(xml).toContain("<backend model='random'>/dev/urandom</backend>");
+    expect(xml).toContain("<driver name='qemu' type='qcow2' cache='none' io='native'/>");
+    expect(xml).not.toContain("<cputune>");
+    expect(xml).not.toContain("<numatune>");
+    expect(xml).not.toContain("<bandwidth>");
+  });
+
+  it("puts bandwidth only on tap-backed interfaces", () => {
+    const input = qemuInput();
+    input.extraSpecs = { "quota:vif_outbound_average": "100" };
+    const xml = buildDomainXml(input);
+    expect(xml.match(/<bandwidth>/g)).toHaveLength(1);
+  });
+
+  it("refuses extra specs and image properties it cannot honour, naming them", () => {
+    const bad: [Partial<DomainXmlInput>, RegExp][] = [
+      [{ extraSpecs: { "quota:cpu_shares": "lots" } }, /quota:cpu_shares/],
+      [{ extraSpecs: { "quota:cpu_period": "10" } }, /quota:cpu_period/],
+      [{ extraSpecs: { "hw:numa_nodes": "3" } }, /hw:numa_nodes=3 cannot split/],
+      [{ extraSpecs: { "quota:vif_inbound_peak": "10" } }, /quota:vif_inbound_average is required/],
+      [{ imageProperties: { hw_video_model: "matrox" } }, /hw_video_model matrox/],
+      [{ imageProperties: { hw_rng_model: "egd" } }, /hw_rng_model egd/],
+    ];
+    for (const [patch, re] of bad) expect(() => buildDomainXml({ ...qemuInput(), ...patch }), String(re)).toThrow(re);
+  });
+
+  it("leaves out the rng when the image says hw_rng_model=none and honours video none", () => {
+    const xml = buildDomainXml({ ...qemuInput(), imageProperties: { hw_rng_model: "none", hw_video_model: "none" } });
+    expect(xml).not.toContain("<rng");
+    expect(xml).toContain("<model type='none'/>");
+  });
+});
+
+const haveValidator = existsSync("/usr/bin/virt-xml-validate");
+
+describe.skipIf(!haveValidator)("every golden document passes libvirt's own schema (virt-xml-validate)", () => {
+  const files = readdirSync(goldenDir).filter((f) => f.endsWith(".xml"));
+  it("has goldens for every domain type", () => {
+    const types = files.map((f) => /<domain type='(\w+)'>/.exec(readFileSync(`${goldenDir}${f}`, "utf8"))?.[1]);
+    expect(new Set(types)).toEqual(new Set(["qemu", "kvm", "test", "xen"]));
+  });
+  it.each(files)("%s", async (file) => {
+    // Exit status 0 is the verdict; it says "<file> validates" on stderr.
+    const { stdout, stderr } = await promisify(execFile)("virt-xml-validate", [`${goldenDir}${file}`, "domain"]);
+    expect(stdout + stderr).toMatch(/validates/);
   });
 });

@@ -52,3 +52,25 @@ export async function removeInstanceDir(dir: string): Promise<void> {
   if (resolved === path.parse(resolved).root) throw new Error(`refusing to remove ${resolved}`);
   await rm(resolved, { recursive: true, force: true });
 }
+
+/** Grows a qcow2 image to sizeGiB; does nothing when it is already that large (never shrinks). */
+export async function growImage(image: string, sizeGiB: number): Promise<boolean> {
+  if (!(sizeGiB > 0) || sizeGiB * GiB <= (await virtualSize(image, "qcow2"))) return false;
+  await qemuImg(["resize", "-f", "qcow2", image, `${sizeGiB}G`]);
+  return true;
+}
+
+/**
+ * Writes a standalone qcow2 copy of `source` (its backing chain flattened in) to `destination`.
+ * `forceShare` (-U) reads an image a running QEMU holds locked.
+ */
+export async function convertToQcow2(source: string, sourceFormat: string, destination: string, forceShare: boolean): Promise<void> {
+  const args = ["convert", ...(forceShare ? ["-U"] : []), "-f", sourceFormat, "-O", "qcow2", source, destination];
+  await new Promise<void>((resolve, reject) => {
+    // A large disk takes longer than qemu-img's usual minute.
+    execFile("qemu-img", args, { encoding: "utf8", timeout: 3_600_000 }, (err, _stdout, stderr) => {
+      if (err) reject(new Error(`qemu-img convert failed: ${stderr.trim() || err.message}`, { cause: err }));
+      else resolve();
+    });
+  });
+}
