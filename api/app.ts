@@ -32,7 +32,7 @@ export interface AppDeps {
   db: Db;
   /** Request/reply with agents (console output); without it those reads answer 503. */
   rpc?: ComputeRpc;
-  config: Pick<Config, "publicUrl" | "imageStoreDir" | "serviceDownTimeSec">;
+  config: Pick<Config, "publicUrl" | "imageStoreDir" | "serviceDownTimeSec"> & Partial<Pick<Config, "enforceQuotas">>;
   auth: Authenticator;
   logger?: Logger;
 }

@@ -43,6 +43,8 @@ export interface Config {
   imageCacheMaxAgeSec: number;
   /** Neutron-style bridge_mappings: physical network name -> host bridge, e.g. "physnet1:br-ex". */
   bridgeMappings: Record<string, string>;
+  /** Enforce instances/cores/ram quotas at boot (key pair and server group quotas always are). */
+  enforceQuotas: boolean;
   /** Attach a config drive to every server, as Nova's force_config_drive. */
   forceConfigDrive: boolean;
   agentAvailabilityZone: string | null;
@@ -128,6 +130,7 @@ export function loadConfig(env: Env = process.env): Config {
     imageCacheMaxAgeSec: num(env, "CIRRUS_IMAGE_CACHE_MAX_AGE", 86_400),
     bridgeMappings: parseMappings(env.CIRRUS_BRIDGE_MAPPINGS),
     forceConfigDrive: /^(1|true|yes)$/i.test(env.CIRRUS_FORCE_CONFIG_DRIVE ?? ""),
+    enforceQuotas: /^(1|true|yes|on)$/i.test(env.CIRRUS_QUOTA_ENFORCE ?? ""),
     agentAvailabilityZone: env.CIRRUS_AVAILABILITY_ZONE || null,
     agentInventory: {
       vcpus: optionalNum(env, "CIRRUS_AGENT_VCPUS"),

@@ -40,12 +40,6 @@ export async function checkBootExtras(db: Db, ctx: RequestContext, body: BootBod
   return { keyName, group };
 }
 
-/**
- * Quota enforcement at boot is switched on by CIRRUS_QUOTA_ENFORCE=1 until the quota
- * issue lands (existing suites boot hundreds of servers in one project, far above
- * Nova's default of 10 instances). To move into common/config.ts then.
- */
-export const quotaEnforced = (): boolean => /^(1|true|yes|on)$/i.test(process.env.CIRRUS_QUOTA_ENFORCE ?? "");
 
 /** In the boot transaction, before the instance row: the project's quota, with its lock row held. */
 export async function admitBoot(
@@ -53,8 +47,9 @@ export async function admitBoot(
   ctx: RequestContext,
   flavor: { vcpus: number; ram: number },
   metadata: Record<string, string> | undefined,
+  enforce: boolean,
 ): Promise<void> {
-  if (!quotaEnforced()) return;
+  if (!enforce) return;
   await enforceBootQuota(trx, ctx.projectId, flavor);
   const items = Object.keys(metadata ?? {}).length;
   const allowed = (await projectLimits(trx, ctx.projectId)).metadata_items;

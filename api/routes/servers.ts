@@ -130,7 +130,7 @@ export const serverRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, c
       },
     },
     async (req, reply) => {
-      const accepted = await acceptBoot(db, req.ctx, req.id, req.body);
+      const accepted = await acceptBoot(db, req.ctx, req.id, req.body, { enforceQuotas: config.enforceQuotas ?? false });
       if (req.body.server.return_reservation_id) return reply.status(202).send({ reservation_id: accepted.reservationId });
       const links = resourceLinks(config.publicUrl, "servers", accepted.id);
       return reply

@@ -123,7 +123,7 @@ export interface Accepted {
   adminPass: string;
 }
 
-export async function acceptBoot(db: Db, ctx: RequestContext, requestId: string, body: Body): Promise<Accepted> {
+export async function acceptBoot(db: Db, ctx: RequestContext, requestId: string, body: Body, options: { enforceQuotas: boolean }): Promise<Accepted> {
   const s = body.server;
   validateScalars(s);
   const flavor = await resolveFlavor(db, s.flavorRef);
@@ -139,7 +139,7 @@ export async function acceptBoot(db: Db, ctx: RequestContext, requestId: string,
 
   await db.transaction(async (trx) => {
     for (const [launchIndex, id] of ids.entries()) {
-      await admitBoot(trx, ctx, flavor, s.metadata); // compute extras: quota
+      await admitBoot(trx, ctx, flavor, s.metadata, options.enforceQuotas); // compute extras: quota
       await trx("instances").insert({
         id,
         name: count > 1 ? `${s.name}-${launchIndex + 1}` : s.name,

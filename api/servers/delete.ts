@@ -3,7 +3,7 @@
  * deleted at once; one on a host gets task_state deleting and a delete job for that
  * host's agent, written through the outbox.
  */
-import { notFound } from "../../common/errors.js";
+import { conflict, notFound } from "../../common/errors.js";
 import type { Db } from "../../common/db/knex.js";
 import { applyEvent, lockInstance, recordEvent, startAction } from "../../common/db/instance-records.js";
 import { finishDelete } from "../../common/db/instance-teardown.js";
@@ -19,6 +19,7 @@ export async function requestDelete(db: Db, ctx: RequestContext, requestId: stri
     if (!instance || instance.vm_state === "deleted" || (!ctx.isAdmin && instance.project_id !== ctx.projectId)) {
       throw notFound(`Instance ${id} could not be found.`);
     }
+    if ((instance as typeof instance & { locked?: boolean }).locked && !ctx.isAdmin) throw conflict(`Instance ${id} is locked`);
     await startAction(trx, { instanceId: id, action: "delete", requestId, projectId: ctx.projectId, userId: ctx.userId });
     if (instance.host === null) {
       await finishDelete(trx, instance);

@@ -6,12 +6,10 @@ import { MEMBER_P1, MEMBER_P2, admin, bootables, client, createExtApp, type ExtA
 let t: ExtApp;
 let imageId: string;
 beforeAll(async () => {
-  process.env.CIRRUS_QUOTA_ENFORCE = "1";
-  t = await createExtApp();
+  t = await createExtApp({ enforceQuotas: true });
   ({ imageId } = await bootables(t));
 });
 afterAll(async () => {
-  delete process.env.CIRRUS_QUOTA_ENFORCE;
   await t?.close();
 });
 

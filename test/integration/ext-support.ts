@@ -31,10 +31,10 @@ export interface ExtApp {
   close(): Promise<void>;
 }
 
-export async function createExtApp(): Promise<ExtApp> {
+export async function createExtApp(options: { enforceQuotas?: boolean } = {}): Promise<ExtApp> {
   const database = await createTestDatabase();
   const imageStoreDir = await mkdtemp(path.join(os.tmpdir(), "cirrus-ext-"));
-  const app = await buildApp({ db: database.db, config: { publicUrl: PUBLIC_URL, imageStoreDir, serviceDownTimeSec: 60 }, auth });
+  const app = await buildApp({ db: database.db, config: { publicUrl: PUBLIC_URL, imageStoreDir, serviceDownTimeSec: 60, enforceQuotas: options.enforceQuotas ?? false }, auth });
   await app.listen({ port: 0, host: "127.0.0.1" });
   return {
     app,
