@@ -2,8 +2,10 @@
  * Builds the Fastify app from its dependencies. server.ts only starts it; tests build
  * the same app against real Postgres and Redis.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
 import swagger from "@fastify/swagger";
+import rateLimit from "@fastify/rate-limit";
+import type { Redis } from "ioredis";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { Config } from "../common/config.js";
 import type { Db } from "../common/db/knex.js";
@@ -11,7 +13,10 @@ import { errorBody } from "../common/errors.js";
 import { isRequestId, newRequestId } from "../common/ids.js";
 import type { Logger } from "../common/logger.js";
 import type { Authenticator } from "./auth/dev-auth.js";
+import { AuthFailure, invalidTokenChallenge } from "./auth/failure.js";
+import { enforce, ruleOfRoute } from "./policy.js";
 import { installErrorHandlers } from "./errors.js";
+import { SLOW_CLIENT_LIMITS, installRequestLimits } from "./limits.js";
 import { validatorCompiler } from "./validation.js";
 import { MAX_VERSION, MIN_VERSION, negotiate } from "./microversion.js";
 import { versionRoutes } from "./routes/versions.js";
@@ -26,6 +31,10 @@ import { hypervisorRoutes } from "./routes/hypervisors.js";
 import { serviceRoutes } from "./routes/services.js";
 import { extensionRoutes } from "./routes/extensions.js";
 import { rewriteServicePaths, serviceRootRoutes } from "./routes/service-roots.js";
+import swaggerUi from "@fastify/swagger-ui";
+import { enrichOpenApi } from "./openapi-enrich.js";
+import { apiMetrics, installHttpMetrics, opsRoutes, type OpsDeps } from "./routes/ops.js";
+import type { RequestContext } from "./context.js";
 import "./context.js";
 
 export interface AppDeps {
@@ -35,12 +44,20 @@ export interface AppDeps {
   config: Pick<Config, "publicUrl" | "imageStoreDir" | "serviceDownTimeSec"> & Partial<Pick<Config, "enforceQuotas">>;
   auth: Authenticator;
   logger?: Logger;
+  /** Per-project rate limiting of mutating calls lives in this Redis; without it there is none. */
+  redis?: Redis;
+  /** Mutating calls a project may make per window (defaults: 600 per 60 s); max 0 turns limiting off. */
+  rateLimit?: { max: number; windowSec: number; nameSpace?: string };
+  /** /readyz, /metrics: queue depths need `queue`; Redis checks use ops.redis, else `redis`. */
+  ops?: OpsDeps;
 }
 
 declare module "fastify" {
   interface FastifyContextConfig {
     /** Served without a token (version documents, the OpenAPI document). */
     public?: boolean;
+    /** The policy rule of the route (api/policy.ts ROUTE_RULES names it for every route). */
+    policy?: string;
   }
 }
 
@@ -56,6 +73,10 @@ export async function buildApp(deps: AppDeps) {
     routerOptions: { ignoreTrailingSlash: true },
     rewriteUrl: (req) => rewriteServicePaths(req.url ?? "/"),
     bodyLimit: 1024 * 1024,
+    // Slow clients are cut off (api/limits.ts).
+    connectionTimeout: SLOW_CLIENT_LIMITS.connectionTimeout,
+    requestTimeout: SLOW_CLIENT_LIMITS.requestTimeout,
+    http: SLOW_CLIENT_LIMITS.http,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   await app.register(swagger, {
@@ -75,10 +96,20 @@ export async function buildApp(deps: AppDeps) {
       },
       security: [{ authToken: [] }, { bearer: [] }],
     },
+    transformObject: (doc) => enrichOpenApi(("openapiObject" in doc ? doc.openapiObject : doc.swaggerObject) as Record<string, any>, deps.config.publicUrl),
   });
 
   app.setValidatorCompiler(validatorCompiler());
+  const limit = deps.rateLimit ?? { max: 600, windowSec: 60 };
+  let limiter: ((req: FastifyRequest) => Promise<{ isAllowed: boolean; isExceeded?: boolean; ttlInSeconds?: number }>) | null = null;
+  if (deps.redis && limit.max > 0) {
+    await app.register(rateLimit, { global: false, redis: deps.redis, nameSpace: limit.nameSpace ?? "cirrus-ratelimit-", skipOnError: true });
+    limiter = app.createRateLimit({ max: limit.max, timeWindow: limit.windowSec * 1000, keyGenerator: (req) => `project:${req.ctx.projectId}` });
+  }
   installErrorHandlers(app);
+  installRequestLimits(app);
+  const metrics = apiMetrics({ db: deps.db, ...opsOf(deps) });
+  installHttpMetrics(app, metrics);
 
   app.addHook("onRequest", async (req, reply) => {
     reply.header("x-openstack-request-id", req.id);
@@ -101,12 +132,31 @@ export async function buildApp(deps: AppDeps) {
       }
     }
     if (req.routeOptions.config?.public) return;
-    const ctx = await deps.auth(req);
+    let ctx: RequestContext | null;
+    try {
+      ctx = await deps.auth(req);
+    } catch (err) {
+      if (!(err instanceof AuthFailure)) throw err;
+      reply.header("www-authenticate", invalidTokenChallenge(err.message));
+      return reply.status(401).send(errorBody(401, `Authentication failed: ${err.message}`));
+    }
     if (!ctx) {
       reply.header("www-authenticate", 'Bearer realm="cirrus", Keystone uri="none"');
       return reply.status(401).send(errorBody(401, "The request you have made requires authentication."));
     }
     req.ctx = ctx;
+    // The route's own rule (api/policy.ts); a route that names none is admin-only.
+    if (req.routeOptions.url !== undefined) enforce(ctx, ruleOfRoute(req.method, req.routeOptions.url));
+    if (limiter && MUTATING.has(req.method)) {
+      const r = await limiter(req);
+      if (!r.isAllowed && r.isExceeded) {
+        const after = String(Math.max(1, r.ttlInSeconds ?? limit.windowSec));
+        reply.header("retry-after", after);
+        return reply.status(429).send({
+          overLimit: { code: 429, message: "This request was rate-limited.", retryAfter: after },
+        });
+      }
+    }
   });
 
   const routeDeps: RouteDeps = { db: deps.db, config: deps.config, ...(deps.rpc ? { rpc: deps.rpc } : {}) };
@@ -123,9 +173,22 @@ export async function buildApp(deps: AppDeps) {
   await app.register(serviceRootRoutes, routeDeps);
 
   app.get("/openapi.json", { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
+  await app.register(opsRoutes(metrics, deps.db, opsOf(deps)));
+  // The interactive reference; its assets come from the npm package (no CDN).
+  app.addHook("onRoute", (route) => {
+    if (route.url.startsWith("/docs")) route.config = { ...(route.config as object), public: true };
+  });
+  await app.register(swaggerUi, { routePrefix: "/docs", uiConfig: { deepLinking: true, tryItOutEnabled: false } });
 
   return app;
 }
+
+function opsOf(deps: AppDeps): OpsDeps {
+  const redis = deps.ops?.redis ?? deps.redis;
+  return { ...deps.ops, ...(redis ? { redis } : {}) };
+}
+
+const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
 export interface RouteDeps {
   db: Db;

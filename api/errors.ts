@@ -4,6 +4,7 @@
  */
 import type { FastifyError, FastifyInstance } from "fastify";
 import { NovaError, errorBody } from "../common/errors.js";
+import { isUnavailable } from "../common/db/unavailable.js";
 
 interface ValidationIssue {
   instancePath?: string;
@@ -41,6 +42,11 @@ export function installErrorHandlers(app: FastifyInstance): void {
     }
     if (status >= 400 && status < 500) {
       return reply.status(status).send(errorBody(status, err.message));
+    }
+    // Postgres restarting or unreachable: a quick 503 the client can retry, not a 500 or a hang.
+    if (isUnavailable(err)) {
+      req.log.warn({ err: String(err) }, "backing service unavailable");
+      return reply.status(503).header("retry-after", "1").send(errorBody(503, "The service is temporarily unavailable (database unreachable); retry shortly."));
     }
     req.log.error({ err }, "unexpected error");
     return reply

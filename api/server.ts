@@ -4,14 +4,37 @@ import { createDb, ensureDatabase } from "../common/db/knex.js";
 import { migrateLatest } from "../common/db/migrations.js";
 import { createLogger } from "../common/logger.js";
 import { OutboxRelay } from "../common/outbox.js";
-import { QueueSet } from "../common/queues.js";
+import { QueueSet, producerConnection } from "../common/queues.js";
 import { onShutdown } from "../common/shutdown.js";
 import { buildApp } from "./app.js";
-import { devAuthenticator } from "./auth/dev-auth.js";
+import { devAuthenticator, noAuthenticator, type Authenticator } from "./auth/dev-auth.js";
+import { createOidcAuthenticator } from "./auth/oidc.js";
 import { QueueRpc } from "./rpc.js";
 
 const config = loadConfig();
-const log = createLogger("cirrus-api", config.logLevel);
+// Auth switched off (dev: one static admin token; none: nothing) is said on every log line.
+const AUTH_OFF: Record<string, string> = {
+  dev: "INSECURE: CIRRUS_AUTH_MODE=dev, one static admin token, no identity provider",
+  none: "INSECURE: CIRRUS_AUTH_MODE=none, no authentication, every caller is admin",
+};
+const log = createLogger("cirrus-api", config.logLevel, AUTH_OFF[config.authMode] ? { auth: AUTH_OFF[config.authMode] } : {});
+if (config.authMode === "oidc" && !config.oidc.issuerUrl) {
+  log.fatal(
+    "no identity provider: set CIRRUS_OIDC_ISSUER_URL (and CIRRUS_OIDC_AUDIENCE), or switch auth off explicitly with CIRRUS_AUTH_MODE=dev or none",
+  );
+  process.exit(1);
+}
+let auth: Authenticator;
+if (config.authMode === "oidc") {
+  const oidc = createOidcAuthenticator({ ...config.oidc, issuerUrl: config.oidc.issuerUrl! });
+  await oidc.discover().then(
+    () => log.info({ issuer: config.oidc.issuerUrl, audience: config.oidc.audience }, "OIDC issuer discovered"),
+    (err: Error) => log.warn({ issuer: config.oidc.issuerUrl, err: err.message }, "OIDC issuer discovery failed; retrying on the next request"),
+  );
+  auth = oidc.authenticate;
+} else {
+  auth = config.authMode === "dev" ? devAuthenticator(config.devToken) : noAuthenticator();
+}
 await ensureDatabase(config.databaseUrl);
 const db = createDb(config.databaseUrl, { min: 0, max: 20 });
 await migrateLatest(db);
@@ -20,7 +43,11 @@ const relay = new OutboxRelay({ db, databaseUrl: config.databaseUrl, queues, log
 await relay.start();
 
 const rpc = new QueueRpc(config.redisUrl, config.queuePrefix);
-const app = await buildApp({ db, config, rpc, auth: devAuthenticator(config.devToken), logger: log });
+// /readyz, /metrics: Redis checks, heartbeats, pushed agent metrics, queue depths.
+const opsRedis = producerConnection(config.redisUrl);
+opsRedis.on("error", () => {});
+const ops = { redis: opsRedis, queuePrefix: config.queuePrefix, queue: (name: string) => queues.get(name) };
+const app = await buildApp({ db, config, rpc, auth, logger: log, redis: opsRedis, rateLimit: config.rateLimit, ops });
 await app.listen({ host: config.apiHost, port: config.apiPort });
 log.info({ url: config.publicUrl }, "cirrus-api listening");
 
@@ -29,5 +56,6 @@ onShutdown(log, async () => {
   await relay.stop();
   await rpc.close();
   await queues.close();
+  opsRedis.disconnect();
   await db.destroy();
 });

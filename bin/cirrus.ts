@@ -14,7 +14,9 @@ import { createDb, ensureDatabase } from "../common/db/knex.js";
 import { migrateLatest } from "../common/db/migrations.js";
 import { redisOptions } from "../common/queues.js";
 import { DEMO_IMAGE, DEMO_NETWORK, seed } from "./seed.js";
+import { setUpAuth } from "./dev-auth-setup.js";
 import { Supervisor } from "./supervisor.js";
+import { startEmbedded } from "./embedded.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const say = (line: string) => console.log(`cirrus: ${line}`);
@@ -37,6 +39,9 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: n
   throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
 }
 
+// Embedded Postgres and redis-server unless DATABASE_URL / REDIS_URL say otherwise (bin/embedded.ts).
+const startedAt = Date.now();
+const embedded = await startEmbedded(loadConfig().stateDir, say);
 const config = loadConfig();
 await mkdir(path.join(config.stateDir, "logs"), { recursive: true });
 const token = await devToken(config.stateDir);
@@ -54,13 +59,18 @@ try {
   await redis.ping();
 } catch (err) {
   say(`✗ redis at ${config.redisUrl} does not answer (${(err as Error).message}); start redis-server or set REDIS_URL`);
+  await embedded.stop();
   process.exit(1);
 }
 redis.disconnect();
 say(`✓ redis: ${config.redisUrl}`);
 
+// Auth: the configured issuer, or a development issuer on loopback (bin/dev-auth-setup.ts).
+const auth = await setUpAuth(config, token, { adminToken: process.env.CIRRUS_ADMIN_TOKEN });
+say(`✓ auth: ${auth.describe}`);
 const env = {
   ...process.env,
+  ...auth.env,
   CIRRUS_DEV_TOKEN: token,
   CIRRUS_STATE_DIR: config.stateDir,
   DATABASE_URL: config.databaseUrl,
@@ -80,7 +90,9 @@ const shutdown = async () => {
   shuttingDown = true;
   say("stopping api, scheduler and compute-agent ...");
   await supervisor.stop();
+  await auth.close();
   await db.destroy();
+  await embedded.stop();
   say("stopped");
   process.exit(0);
 };
@@ -97,7 +109,8 @@ try {
   );
   const svc = await db("compute_services").where({ host: config.agentHost }).first();
   say(`✓ scheduler running; compute-agent: host ${config.agentHost} on ${svc.libvirt_uri}${svc.libvirt_uri.startsWith("test:") ? " (SIMULATED guests)" : ""}`);
-  await seed(config.publicUrl, token, repoRoot, config.stateDir, say);
+  if (auth.adminToken) await seed(config.publicUrl, auth.adminToken, repoRoot, config.stateDir, say);
+  else say("! no admin token (set CIRRUS_ADMIN_TOKEN from your identity provider): demo image and network not seeded");
 } catch (err) {
   say(`✗ ${(err as Error).message}; logs are in ${path.join(config.stateDir, "logs")}`);
   await shutdown();
@@ -110,7 +123,8 @@ await writeFile(
     "# Written by `npm start`: source it to reach this Cirrus with curl or the OpenStack clients.",
     "unset OS_PROJECT_ID OS_PROJECT_NAME OS_USERNAME OS_PASSWORD OS_AUTH_URL OS_USER_DOMAIN_NAME OS_PROJECT_DOMAIN_NAME OS_CLOUD",
     `export CIRRUS_URL=${config.publicUrl}`,
-    `export OS_TOKEN=${token}`,
+    ...(auth.adminToken ? [`export OS_TOKEN=${auth.adminToken}`] : ["# export OS_TOKEN=<an access token from your identity provider>"]),
+    ...auth.openrc,
     "export OS_AUTH_TYPE=admin_token",
     `export OS_ENDPOINT=${config.publicUrl}/v2.1`,
     "",
@@ -126,4 +140,5 @@ console.log(`
   curl -s -H "X-Auth-Token: $OS_TOKEN" -H "Content-Type: application/json" -X POST "$CIRRUS_URL/v2.1/servers" \\
     -d "{\\"server\\": {\\"name\\": \\"vm1\\", \\"flavorRef\\": \\"1\\", \\"imageRef\\": \\"$IMAGE\\", \\"networks\\": [{\\"uuid\\": \\"$NET\\"}]}}"
 
-Ctrl-C stops everything; logs are in ${path.join(config.stateDir, "logs")}.`);
+Ctrl-C stops everything; logs are in ${path.join(config.stateDir, "logs")}; API reference at ${config.publicUrl}/docs, metrics at ${config.publicUrl}/metrics.`);
+say(`running in ${((Date.now() - startedAt) / 1000).toFixed(1)} s: Cirrus at ${config.publicUrl} (source ${path.relative(process.cwd(), openrc)})`);

@@ -14,15 +14,28 @@ export interface Config {
   apiPort: number;
   /** The URL clients reach the API at; used in links and Location headers. */
   publicUrl: string;
-  authMode: "dev";
+  /**
+   * oidc: tokens from the issuer at oidcIssuerUrl (the production mode). dev: one static
+   * admin token (devToken). none: no authentication at all, every caller is an admin.
+   * dev and none must be chosen explicitly and every log line then says so.
+   */
+  authMode: AuthMode;
   devToken: string;
+  oidc: OidcConfig;
+  /** Per-project limit on mutating calls (needs Redis); 0 turns it off. */
+  rateLimit: { max: number; windowSec: number };
   stateDir: string;
   imageStoreDir: string;
   instancesPath: string;
   logLevel: string;
+  /** Scheduler and compute agent: port of their /healthz, /readyz, /metrics listener; null (the default): none. */
+  metricsPort: number | null;
+  metricsHost: string;
   /** A compute service whose last heartbeat is older than this is down. */
   serviceDownTimeSec: number;
   heartbeatIntervalSec: number;
+  /** Resilience (issue 7): deadlines, recovery sweeps, reconciliation. See docs/resilience.md. */
+  recovery: RecoveryConfig;
   schedulerMaxAttempts: number;
   agentHost: string;
   agentDriver: "libvirt" | "fake";
@@ -43,7 +56,7 @@ export interface Config {
   imageCacheMaxAgeSec: number;
   /** Neutron-style bridge_mappings: physical network name -> host bridge, e.g. "physnet1:br-ex". */
   bridgeMappings: Record<string, string>;
-  /** Enforce instances/cores/ram quotas at boot (key pair and server group quotas always are). */
+  /** Enforce instances/cores/ram quotas at boot (key pair and server group quotas always are); on unless CIRRUS_QUOTA_ENFORCE=false. */
   enforceQuotas: boolean;
   /** Attach a config drive to every server, as Nova's force_config_drive. */
   forceConfigDrive: boolean;
@@ -60,7 +73,51 @@ export interface Config {
   };
 }
 
+export type AuthMode = "oidc" | "dev" | "none";
+
+export interface OidcConfig {
+  /** The issuer Cirrus trusts (discovered through /.well-known/openid-configuration); null: none configured. */
+  issuerUrl: string | null;
+  /** The `aud` an access token must carry (RFC 9068 resource indicator). */
+  audience: string;
+  /** Client credentials of the API itself, for token introspection of opaque tokens. */
+  clientId: string | null;
+  clientSecret: string | null;
+  projectClaim: string;
+  rolesClaim: string;
+  userClaim: string;
+  /** Seconds of clock skew allowed on exp and nbf. */
+  clockToleranceSec: number;
+  /** At most one JWKS refetch (for an unknown key id) per this many milliseconds. */
+  jwksCooldownMs: number;
+  /** An introspection result is kept at most this long (and never past the token's exp). */
+  introspectionCacheSec: number;
+}
+
+export interface RecoveryConfig {
+  /** A build no agent finished within this many seconds ends in ERROR with a fault (Nova's instance_build_timeout, but on); 0 turns it off. */
+  buildTimeoutSec: number;
+  /** An action whose task_state is held longer than this is cleared with a fault; 0 turns it off. */
+  actionTimeoutSec: number;
+  /** How often a scheduler runs the recovery sweep (deadlines, local deletes, lost jobs). */
+  sweepIntervalSec: number;
+  /** An in-flight instance unchanged this long has its job looked for in Redis and republished when it is missing. */
+  requeueAfterSec: number;
+  /** How often an agent reports its domains' power states (Nova's sync_power_state_interval is 600). */
+  powerSyncIntervalSec: number;
+  /** What an agent does with a domain whose instance is deleted or unknown (Nova's running_deleted_instance_action). */
+  orphanAction: "reap" | "log" | "noop";
+  /** A domain of a deleted (or moved) instance is an orphan only this many seconds after the change (running_deleted_instance_timeout). */
+  orphanGraceSec: number;
+}
+
 type Env = Record<string, string | undefined>;
+
+function orphanAction(raw: string | undefined): RecoveryConfig["orphanAction"] {
+  if (raw === undefined || raw === "") return "reap";
+  if (raw === "reap" || raw === "log" || raw === "noop") return raw;
+  throw new Error(`CIRRUS_ORPHAN_ACTION must be reap, log or noop, got "${raw}"`);
+}
 
 function num(env: Env, name: string, fallback: number): number {
   const raw = env[name];
@@ -95,8 +152,11 @@ export function loadConfig(env: Env = process.env): Config {
   const stateDir = path.resolve(env.CIRRUS_STATE_DIR ?? ".cirrus");
   const apiHost = env.CIRRUS_API_HOST ?? "127.0.0.1";
   const apiPort = num(env, "CIRRUS_API_PORT", 8774);
-  const authMode = env.CIRRUS_AUTH_MODE ?? "dev";
-  if (authMode !== "dev") throw new Error(`CIRRUS_AUTH_MODE must be "dev" (OIDC is not built yet), got "${authMode}"`);
+  const authModeRaw = env.CIRRUS_AUTH_MODE || "oidc";
+  if (authModeRaw !== "oidc" && authModeRaw !== "dev" && authModeRaw !== "none") {
+    throw new Error(`CIRRUS_AUTH_MODE must be oidc, dev or none, got "${authModeRaw}"`);
+  }
+  const authMode: AuthMode = authModeRaw;
   const agentDriver = env.CIRRUS_AGENT_DRIVER ?? "libvirt";
   if (agentDriver !== "libvirt" && agentDriver !== "fake") {
     throw new Error(`CIRRUS_AGENT_DRIVER must be libvirt or fake, got "${agentDriver}"`);
@@ -110,12 +170,36 @@ export function loadConfig(env: Env = process.env): Config {
     publicUrl: (env.CIRRUS_PUBLIC_URL ?? `http://${apiHost}:${apiPort}`).replace(/\/+$/, ""),
     authMode,
     devToken: env.CIRRUS_DEV_TOKEN ?? "cirrus-dev-admin-token",
+    oidc: {
+      issuerUrl: env.CIRRUS_OIDC_ISSUER_URL || null,
+      audience: env.CIRRUS_OIDC_AUDIENCE || "cirrus",
+      clientId: env.CIRRUS_OIDC_CLIENT_ID || null,
+      clientSecret: env.CIRRUS_OIDC_CLIENT_SECRET || null,
+      projectClaim: env.CIRRUS_OIDC_PROJECT_CLAIM || "project_id",
+      rolesClaim: env.CIRRUS_OIDC_ROLES_CLAIM || "roles",
+      userClaim: env.CIRRUS_OIDC_USER_CLAIM || "sub",
+      clockToleranceSec: num(env, "CIRRUS_OIDC_CLOCK_TOLERANCE", 30),
+      jwksCooldownMs: num(env, "CIRRUS_OIDC_JWKS_COOLDOWN_MS", 30_000),
+      introspectionCacheSec: num(env, "CIRRUS_OIDC_INTROSPECTION_CACHE", 300),
+    },
+    rateLimit: { max: num(env, "CIRRUS_RATE_LIMIT", 600), windowSec: num(env, "CIRRUS_RATE_LIMIT_WINDOW", 60) },
     stateDir,
     imageStoreDir: path.resolve(env.CIRRUS_IMAGE_STORE ?? path.join(stateDir, "images")),
     instancesPath: path.resolve(env.CIRRUS_INSTANCES_PATH ?? path.join(stateDir, "instances")),
     logLevel: env.LOG_LEVEL ?? "info",
+    metricsPort: optionalNum(env, "CIRRUS_METRICS_PORT"),
+    metricsHost: env.CIRRUS_METRICS_HOST || "127.0.0.1",
     serviceDownTimeSec: num(env, "CIRRUS_SERVICE_DOWN_TIME", 60),
     heartbeatIntervalSec: num(env, "CIRRUS_HEARTBEAT_INTERVAL", 10),
+    recovery: {
+      buildTimeoutSec: num(env, "CIRRUS_BUILD_TIMEOUT", 600),
+      actionTimeoutSec: num(env, "CIRRUS_ACTION_TIMEOUT", 600),
+      sweepIntervalSec: num(env, "CIRRUS_RECOVERY_INTERVAL", 10),
+      requeueAfterSec: num(env, "CIRRUS_REQUEUE_AFTER", 30),
+      powerSyncIntervalSec: num(env, "CIRRUS_POWER_SYNC_INTERVAL", 60),
+      orphanAction: orphanAction(env.CIRRUS_ORPHAN_ACTION),
+      orphanGraceSec: num(env, "CIRRUS_ORPHAN_GRACE", 60),
+    },
     schedulerMaxAttempts: num(env, "CIRRUS_SCHEDULER_MAX_ATTEMPTS", 3),
     agentHost: env.CIRRUS_HOST ?? os.hostname(),
     agentDriver,
@@ -130,7 +214,7 @@ export function loadConfig(env: Env = process.env): Config {
     imageCacheMaxAgeSec: num(env, "CIRRUS_IMAGE_CACHE_MAX_AGE", 86_400),
     bridgeMappings: parseMappings(env.CIRRUS_BRIDGE_MAPPINGS),
     forceConfigDrive: /^(1|true|yes)$/i.test(env.CIRRUS_FORCE_CONFIG_DRIVE ?? ""),
-    enforceQuotas: /^(1|true|yes|on)$/i.test(env.CIRRUS_QUOTA_ENFORCE ?? ""),
+    enforceQuotas: !/^(0|false|no|off)$/i.test(env.CIRRUS_QUOTA_ENFORCE ?? ""),
     agentAvailabilityZone: env.CIRRUS_AVAILABILITY_ZONE || null,
     agentInventory: {
       vcpus: optionalNum(env, "CIRRUS_AGENT_VCPUS"),

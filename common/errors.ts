@@ -12,6 +12,7 @@ const FAULT_NAMES: Record<number, string> = {
   409: "conflictingRequest",
   413: "overLimit",
   415: "badMediaType",
+  422: "unprocessableEntity",
   429: "overLimit",
   501: "notImplemented",
   503: "serviceUnavailable",

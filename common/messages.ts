@@ -95,7 +95,25 @@ export type ComputeJob =
   /** Upload a flattened copy of the root disk as the bytes of image `image_id`. */
   | { kind: "snapshot"; request_id: string; instance: InstanceRef; image_id: string }
   /** Answered through the job's return value, not a report (a read, like Nova's RPC call). */
-  | { kind: "console"; request_id: string; instance: InstanceRef };
+  | { kind: "console"; request_id: string; instance: InstanceRef }
+  /** Sent once per registration: what the control plane believes this host runs (Nova's _init_instance input). */
+  | { kind: "reconcile"; request_id: string; expected: ExpectedInstance[] }
+  /** Domains the conductor found without a live instance on this host; the agent applies its orphan action. */
+  | { kind: "orphans"; request_id: string; domains: (InstanceRef & { reason: string })[] };
+
+/** One instance the control plane places on a host, as the reconcile job carries it. */
+export interface ExpectedInstance extends InstanceRef {
+  vm_state: string;
+  task_state: string | null;
+  power_state: number;
+  /** The build attempt the host holds (spawn jobs are spawn-<id>-<attempt>). */
+  attempt: number;
+}
+
+/** One domain as the agent's power-state sync sees it. */
+export interface DomainReport extends InstanceRef {
+  power_state: PowerState;
+}
 
 /** The actions whose outcome comes back as an action report. */
 export type ReportedAction = PowerAction | "rebuild" | "resize" | "revert_resize" | "snapshot";
@@ -118,7 +136,9 @@ export type Report =
   | { kind: "deleted"; host: string; request_id: string; instance_id: string }
   | { kind: "delete_failed"; host: string; request_id: string; instance_id: string; reason: string }
   | { kind: "action_done"; host: string; request_id: string; instance_id: string; action: ReportedAction; power_state: PowerState }
-  | { kind: "action_failed"; host: string; request_id: string; instance_id: string; action: ReportedAction; reason: string };
+  | { kind: "action_failed"; host: string; request_id: string; instance_id: string; action: ReportedAction; reason: string }
+  /** Every domain on the host with its power state, listed at `listed_at` (epoch ms); periodic. */
+  | { kind: "power_sync"; host: string; listed_at: number; domains: DomainReport[] };
 
 export type ResourceClass = "VCPU" | "MEMORY_MB" | "DISK_GB";
 export const RESOURCE_CLASSES: readonly ResourceClass[] = ["VCPU", "MEMORY_MB", "DISK_GB"];

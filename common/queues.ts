@@ -35,6 +35,14 @@ export function producerConnection(redisUrl: string): Redis {
   return new Redis({ ...redisOptions(redisUrl), enableOfflineQueue: false, maxRetriesPerRequest: 1 });
 }
 
+/**
+ * Worker settings for a prompt recovery when a worker dies (kill -9): its jobs' locks
+ * expire after 10 s and are found by the stalled-job check within 5 s more, then run
+ * again elsewhere (BullMQ's defaults are 30 s each, longer than a tight build timeout).
+ * Locks are renewed while a job runs, so long jobs are not affected.
+ */
+export const WORKER_RECOVERY = { lockDuration: 10_000, stalledInterval: 5_000, maxStalledCount: 5 } as const;
+
 export const DEFAULT_JOB_OPTIONS: JobsOptions = {
   // A handler that throws (the database or Redis briefly away) is retried; handlers are idempotent.
   attempts: 8,

@@ -30,6 +30,8 @@ export type InstanceEvent =
   | { type: "action_succeeded"; action: ActionKind; power_state: PowerState; restore_vm_state?: VmState }
   | { type: "action_failed"; action: ActionKind }
   | { type: "resize_confirmed"; restore_vm_state: VmState }
+  /** The agent's periodic power-state sync saw this power state with no task in flight (Nova's _sync_instance_power_state). */
+  | { type: "power_synced"; power_state: PowerState }
   | { type: "delete_completed" };
 
 export class InvalidTransition extends Error {
@@ -111,6 +113,20 @@ export const TRANSITIONS: Table = {
   resize_confirmed: {
     from: (s) => s.vm_state === "resized" && s.task_state === null,
     to: (s, e) => with_(s, { vm_state: e.restore_vm_state }),
+  },
+  // Nova's sync rules: the hypervisor's power state is written; an ACTIVE server whose domain
+  // stopped or crashed outside Cirrus becomes SHUTOFF (Nova calls its stop API); PAUSED,
+  // SUSPENDED or a missing domain (NOSTATE) on an ACTIVE server are recorded only; a stopped
+  // server found running stays stopped (the conductor sends a stop, as Nova's force_stop).
+  power_synced: {
+    from: (s) => s.task_state === null && s.vm_state !== "deleted" && s.vm_state !== "building",
+    to: (s, e) =>
+      with_(s, {
+        power_state: e.power_state,
+        ...(s.vm_state === "active" && (e.power_state === PowerState.SHUTDOWN || e.power_state === PowerState.CRASHED)
+          ? { vm_state: "stopped" as const }
+          : {}),
+      }),
   },
   delete_completed: {
     from: (s) => s.vm_state !== "deleted",

@@ -9,11 +9,11 @@ import os from "node:os";
 import path from "node:path";
 import { Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
-import { heartbeatKey } from "../common/heartbeat.js";
+import { domainsKey, heartbeatKey } from "../common/heartbeat.js";
 import type { Logger } from "../common/logger.js";
 import type { ComputeJob, InstanceRef, InventorySpec, PowerAction, Report, ReportedAction, ResourceClass } from "../common/messages.js";
-import type { PowerState } from "../common/power-state.js";
-import { QueueSet, REPORTS_QUEUE, computeQueueName, workerConnection } from "../common/queues.js";
+import { PowerState } from "../common/power-state.js";
+import { QueueSet, REPORTS_QUEUE, WORKER_RECOVERY, computeQueueName, workerConnection } from "../common/queues.js";
 import { KeyedSerial } from "./keyed-serial.js";
 import type { VirtDriver } from "./virt/driver.js";
 
@@ -37,7 +37,14 @@ export interface AgentOptions {
   scratchDir: string;
   /** Seconds a clean shutdown may take before the domain is powered off hard (Nova: 60). */
   shutdownTimeoutSec?: number;
+  /** How often every domain's power state is reported (Nova's sync_power_state_interval); 0: never. */
+  powerSyncIntervalSec?: number;
+  /** What to do with a domain the conductor says has no live instance here (Nova's running_deleted_instance_action). */
+  orphanAction?: "reap" | "log" | "noop";
 }
+
+/** BullMQ states in which a job will still run by itself. */
+const STILL_QUEUED = new Set(["waiting", "delayed", "prioritized", "waiting-children"]);
 
 function hostIp(): string {
   for (const addrs of Object.values(os.networkInterfaces())) {
@@ -51,8 +58,15 @@ export class ComputeAgent {
   private readonly serial = new KeyedSerial();
   /** Instances deleted here, so a spawn that arrives late does not bring one back. */
   private readonly deleted = new Set<string>();
+  /** Spawn jobs given up at start-up reconciliation: a redelivery of one does nothing. */
+  private readonly abandoned = new Set<string>();
+  /** Ids of the jobs this process has taken and not finished. */
+  private readonly pending = new Set<string>();
   private worker: Worker<ComputeJob> | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
+  private syncTimer: NodeJS.Timeout | null = null;
+  private syncing: Promise<void> | null = null;
+  private stopping = false;
 
   constructor(private readonly opts: AgentOptions) {
     this.reports = new QueueSet(opts.redisUrl, opts.queuePrefix);
@@ -87,17 +101,115 @@ export class ComputeAgent {
       connection: workerConnection(this.opts.redisUrl),
       prefix: this.opts.queuePrefix,
       concurrency: this.opts.concurrency,
+      ...WORKER_RECOVERY,
     });
     this.worker.on("error", (err) => log.warn({ err: String(err) }, "worker error"));
     this.worker.on("failed", (job, err) => log.warn({ job_id: job?.id, err: String(err) }, "job failed"));
+    const every = this.opts.powerSyncIntervalSec ?? 60;
+    if (every > 0) {
+      this.syncTimer = setInterval(() => {
+        this.syncPower().catch((err) => log.warn({ err: String(err) }, "power-state sync failed"));
+      }, every * 1000);
+    }
     log.info({ host: this.opts.host, queue: this.queueName, driver: driver.description }, "compute agent ready");
   }
 
-  /** Finishes the operation in hand, then stops taking jobs. */
+  /** Finishes the operation in hand (and a sync under way), then stops taking jobs. */
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.syncTimer) clearInterval(this.syncTimer);
     await this.worker?.close();
+    await this.syncing?.catch(() => {});
     await this.reports.close();
+  }
+
+  /**
+   * Power-state sync: lists every domain with its power state, publishes the listing in
+   * Redis (domainsKey) and reports it to the conductor, which applies Nova's rules and
+   * answers with the orphans it finds.
+   */
+  syncPower(): Promise<void> {
+    if (this.syncing) return this.syncing;
+    const run = async () => {
+      const listedAt = Date.now();
+      const domains = await this.opts.driver.listInstances();
+      const listing = domains.map((d) => ({ instance_id: d.instance_id, instance_name: d.instance_name, power_state: d.power_state }));
+      await this.opts.redis.hset(domainsKey(this.opts.queuePrefix), this.opts.host, JSON.stringify({ at: listedAt, domains: listing }));
+      await this.report({ kind: "power_sync", host: this.opts.host, listed_at: listedAt, domains: listing }, `power_sync-${this.opts.host}-${listedAt}`);
+    };
+    this.syncing = run().finally(() => {
+      this.syncing = null;
+    });
+    return this.syncing;
+  }
+
+  /**
+   * Start-up reconciliation (Nova's _init_instance), from the list the conductor sends on
+   * registration: a build whose domain runs is reported spawned (its report was lost); a
+   * build this host was working on when it died (its job is neither queued nor held by this
+   * process) is cleaned up and reported failed, so the conductor reschedules or errors it;
+   * a delete in progress is finished. Then a power-state sync lets the conductor find
+   * domains without a live instance (orphans).
+   */
+  private async reconcile(job: Extract<ComputeJob, { kind: "reconcile" }>): Promise<void> {
+    const log = this.opts.log.child({ request_id: job.request_id });
+    const own = this.reports.get(this.queueName);
+    const counts = { expected: job.expected.length, reported_spawned: 0, reported_failed: 0, left_queued: 0, deletes_finished: 0 };
+    for (const inst of job.expected) {
+      const ref: InstanceRef = { instance_id: inst.instance_id, instance_name: inst.instance_name };
+      if (inst.task_state === "deleting") {
+        await this.serial.run(inst.instance_id, () => this.destroy({ kind: "delete", request_id: job.request_id, instance: ref }, `-r-${job.request_id}`));
+        counts.deletes_finished++;
+        continue;
+      }
+      if (inst.vm_state !== "building" || inst.task_state !== "spawning") continue;
+      await this.serial.run(inst.instance_id, async () => {
+        const base = { host: this.opts.host, request_id: job.request_id, instance_id: inst.instance_id, attempt: inst.attempt };
+        const powerState = await this.opts.driver.powerState(ref);
+        if (powerState === PowerState.RUNNING) {
+          counts.reported_spawned++;
+          await this.report({ kind: "spawned", ...base, power_state: powerState }, `spawned-${inst.instance_id}-${inst.attempt}-r-${job.request_id}`);
+          return;
+        }
+        const spawnJobId = `spawn-${inst.instance_id}-${inst.attempt}`;
+        if (this.pending.has(spawnJobId)) return;
+        const state = await own.getJobState(spawnJobId);
+        if (STILL_QUEUED.has(state)) {
+          counts.left_queued++;
+          return;
+        }
+        this.abandoned.add(spawnJobId);
+        await this.opts.driver.destroy(ref).catch((err: unknown) => log.warn({ err: String(err), instance_id: inst.instance_id }, "cleaning up a half-built instance failed"));
+        counts.reported_failed++;
+        const reason = `The compute service on ${this.opts.host} restarted while the instance was being built (spawn job ${state}).`;
+        await this.report({ kind: "spawn_failed", ...base, reason }, `spawn_failed-${inst.instance_id}-${inst.attempt}-r-${job.request_id}`);
+      });
+    }
+    const acted = counts.reported_spawned + counts.reported_failed + counts.deletes_finished > 0;
+    log[acted ? "warn" : "info"](counts, "start-up reconciliation done");
+    await this.syncPower();
+  }
+
+  /** Domains without a live instance here, as the conductor found them: reap, log or leave them. */
+  private async orphans(job: Extract<ComputeJob, { kind: "orphans" }>): Promise<void> {
+    const action = this.opts.orphanAction ?? "reap";
+    if (action === "noop") return;
+    let reaped = 0;
+    for (const d of job.domains) {
+      const log = this.opts.log.child({ request_id: job.request_id, instance_id: d.instance_id, domain: d.instance_name, reason: d.reason });
+      if (action === "log") {
+        log.warn("orphan domain (CIRRUS_ORPHAN_ACTION=log: left alone)");
+        continue;
+      }
+      await this.serial.run(d.instance_id, async () => {
+        this.deleted.add(d.instance_id);
+        await this.opts.driver.destroy({ instance_id: d.instance_id, instance_name: d.instance_name });
+        reaped++;
+        log.warn("orphan domain reaped");
+      });
+    }
+    if (reaped > 0 && !this.stopping) await this.syncPower();
   }
 
   private async beat(): Promise<void> {
@@ -110,10 +222,18 @@ export class ComputeAgent {
 
   private async handle(job: Job<ComputeJob>): Promise<string | void> {
     const data = job.data;
-    const instanceId = "spec" in data ? data.spec.instance_id : data.instance.instance_id;
     // A console read does not wait behind a long operation on the same instance.
     if (data.kind === "console") return this.opts.driver.consoleOutput(data.instance);
-    return this.serial.run(instanceId, () => this.dispatch(data));
+    if (data.kind === "reconcile") return this.reconcile(data);
+    if (data.kind === "orphans") return this.orphans(data);
+    const instanceId = "spec" in data ? data.spec.instance_id : data.instance.instance_id;
+    const id = job.id ?? "";
+    this.pending.add(id);
+    try {
+      return await this.serial.run(instanceId, () => this.dispatch(data));
+    } finally {
+      this.pending.delete(id);
+    }
   }
 
   private async dispatch(job: ComputeJob): Promise<void> {
@@ -135,6 +255,8 @@ export class ComputeAgent {
       case "snapshot":
         return this.act(job.request_id, job.instance, "snapshot", () => this.snapshot(job.instance, job.image_id));
       case "console":
+      case "reconcile":
+      case "orphans":
         return;
     }
   }
@@ -207,6 +329,10 @@ export class ComputeAgent {
       log.info("spawn skipped: the instance was deleted on this host");
       return;
     }
+    if (this.abandoned.has(`spawn-${spec.instance_id}-${job.attempt}`)) {
+      log.info("spawn skipped: start-up reconciliation reported this build failed");
+      return;
+    }
     const started = Date.now();
     const base = { host: this.opts.host, request_id: job.request_id, instance_id: spec.instance_id, attempt: job.attempt };
     let report: Report;
@@ -221,7 +347,7 @@ export class ComputeAgent {
     await this.report(report, `${report.kind}-${spec.instance_id}-${job.attempt}`);
   }
 
-  private async destroy(job: Extract<ComputeJob, { kind: "delete" }>): Promise<void> {
+  private async destroy(job: Extract<ComputeJob, { kind: "delete" }>, reportSuffix = ""): Promise<void> {
     const { instance } = job;
     const log = this.opts.log.child({ request_id: job.request_id, instance_id: instance.instance_id });
     this.deleted.add(instance.instance_id);
@@ -235,6 +361,6 @@ export class ComputeAgent {
       log.warn({ err: String(err) }, "destroy failed");
       report = { kind: "delete_failed", ...base, reason: err instanceof Error ? err.message : String(err) };
     }
-    await this.report(report, `${report.kind}-${instance.instance_id}`);
+    await this.report(report, `${report.kind}-${instance.instance_id}${reportSuffix}`);
   }
 }

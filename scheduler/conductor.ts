@@ -6,11 +6,16 @@
  */
 import type { Knex } from "knex";
 import { releaseAllocations } from "../common/db/allocations.js";
-import { addFault, applyEvent, recordEvent, type LockedInstance } from "../common/db/instance-records.js";
+import { addFault, applyEvent, recordEvent, startAction, type LockedInstance } from "../common/db/instance-records.js";
 import { finishDelete } from "../common/db/instance-teardown.js";
 import { transactionWithRetry } from "../common/db/retry.js";
-import { newId } from "../common/ids.js";
-import { RESOURCE_CLASSES, type Report } from "../common/messages.js";
+import { newId, newRequestId } from "../common/ids.js";
+import { instanceNameFromSeq } from "../common/instance-name.js";
+import { RESOURCE_CLASSES, type ComputeJob, type InstanceRef, type Report } from "../common/messages.js";
+import { enqueue } from "../common/outbox.js";
+import { PowerState } from "../common/power-state.js";
+import { computeQueueName } from "../common/queues.js";
+import { canTransition } from "../common/state-machine.js";
 import { ACTIONS } from "../common/server-actions.js";
 import type { VmState } from "../common/state-machine.js";
 import { restoreResizeAllocations } from "../common/db/resize-allocations.js";
@@ -20,7 +25,12 @@ import { dispatchTo, failBuild, requestSpecOf, type PlacementDeps, type Placeabl
 
 type ReportOf<K extends Report["kind"]> = Extract<Report, { kind: K }>;
 
-export async function applyReport(deps: PlacementDeps, report: Report): Promise<void> {
+export interface ConductorDeps extends PlacementDeps {
+  /** Seconds after an instance was deleted or moved before a domain left for it counts as an orphan. */
+  orphanGraceSec?: number;
+}
+
+export async function applyReport(deps: ConductorDeps, report: Report): Promise<void> {
   switch (report.kind) {
     case "register":
       return registerHost(deps.db, report);
@@ -36,6 +46,8 @@ export async function applyReport(deps: PlacementDeps, report: Report): Promise<
       return actionDone(deps, report);
     case "action_failed":
       return actionFailed(deps, report);
+    case "power_sync":
+      return powerSync(deps, report);
   }
 }
 
@@ -73,11 +85,37 @@ async function registerHost(db: Knex, r: ReportOf<"register">): Promise<void> {
     const same =
       current.length === wanted.length &&
       wanted.every((w) => current.some((c) => Object.entries(w).every(([k, v]) => c[k] === v)));
-    if (same) return;
-    await trx("inventories").where({ provider_id: provider.id }).delete();
-    await trx("inventories").insert(wanted);
-    await trx("resource_providers").where({ id: provider.id }).increment("generation", 1);
+    if (!same) {
+      await trx("inventories").where({ provider_id: provider.id }).delete();
+      await trx("inventories").insert(wanted);
+      await trx("resource_providers").where({ id: provider.id }).increment("generation", 1);
+    }
+    // Start-up reconciliation: tell the agent what this host should run (Nova's _init_instance input).
+    const rows: { id: string; seq: number; vm_state: string; task_state: string | null; power_state: number; attempts: number }[] = await trx("instances")
+      .where({ host: r.host })
+      .whereNot("vm_state", "deleted")
+      .select("id", "seq", "vm_state", "task_state", "power_state", "attempts");
+    const job: ComputeJob = {
+      kind: "reconcile",
+      request_id: newRequestId(),
+      expected: rows.map((i) => ({
+        instance_id: i.id,
+        instance_name: instanceNameFromSeq(i.seq),
+        vm_state: i.vm_state,
+        task_state: i.task_state,
+        power_state: i.power_state,
+        attempt: i.attempts,
+      })),
+    };
+    await enqueue(trx, { queue: computeQueueName(r.host), name: "reconcile", jobId: `reconcile-${r.host}-${newId()}`, payload: job });
   });
+}
+
+/** A domain on `host` that no live instance there owns: the agent applies its orphan action (reap, log, noop). */
+async function sendOrphans(trx: Knex | Knex.Transaction, host: string, domains: (InstanceRef & { reason: string })[], tag: string): Promise<void> {
+  if (domains.length === 0) return;
+  const job: ComputeJob = { kind: "orphans", request_id: newRequestId(), domains };
+  await enqueue(trx, { queue: computeQueueName(host), name: "orphans", jobId: `orphans-${host}-${tag}`, payload: job });
 }
 
 async function lockForReport(trx: Knex.Transaction, id: string): Promise<(PlaceableInstance & LockedInstance) | undefined> {
@@ -87,6 +125,13 @@ async function lockForReport(trx: Knex.Transaction, id: string): Promise<(Placea
 async function spawned(deps: PlacementDeps, r: ReportOf<"spawned">): Promise<void> {
   await transactionWithRetry(deps.db, async (trx) => {
     const inst = await lockForReport(trx, r.instance_id);
+    // A build that finished after its instance was deleted (locally, the host being down) or
+    // moved to another host left a domain nobody owns: reap it now rather than at the next sync.
+    if (inst && (inst.vm_state === "deleted" || inst.host !== r.host)) {
+      const reason = inst.vm_state === "deleted" ? "deleted" : `built late; the instance is on ${inst.host ?? "no host"}`;
+      await sendOrphans(trx, r.host, [{ instance_id: inst.id, instance_name: instanceNameFromSeq(inst.seq), reason }], `late-${inst.id}-${r.attempt}`);
+      return;
+    }
     if (!inst || inst.host !== r.host || inst.attempts !== r.attempt) return;
     if (inst.vm_state !== "building" || inst.task_state !== "spawning") return;
     await applyEvent(trx, inst, { type: "spawn_succeeded", power_state: r.power_state }, { launched_at: trx.fn.now() });
@@ -182,4 +227,81 @@ async function actionFailed(deps: PlacementDeps, r: ReportOf<"action_failed">): 
     await addFault(trx, { instanceId: inst.id, code: 500, message: `${ACTIONS[r.action].nova} failed on ${r.host}: ${r.reason}`, details: r.reason, host: r.host });
     await recordEvent(trx, { instanceId: inst.id, requestId: r.request_id, event: `compute_${ACTIONS[r.action].nova}`, result: "Error", host: r.host, details: r.reason, finishAction: true });
   });
+}
+
+const SYNCED_VM_STATES = ["active", "stopped", "paused", "suspended", "resized", "error"];
+
+/**
+ * Nova's _sync_power_states, fed by the agent's periodic listing: for each instance of
+ * this host with no task in flight (and unchanged since the listing was taken), write the
+ * hypervisor's power state through the state machine (ACTIVE + SHUTDOWN/CRASHED becomes
+ * SHUTOFF, recorded as a "stop" instance action); a stopped server found running gets a
+ * stop job (Nova's force_stop). Domains whose instance is unknown, deleted or on another
+ * host for longer than the grace period go back to the agent as orphans.
+ */
+async function powerSync(deps: ConductorDeps, r: ReportOf<"power_sync">): Promise<void> {
+  const graceMs = (deps.orphanGraceSec ?? 60) * 1000;
+  const listedAt = new Date(r.listed_at);
+  const onHost: { id: string; seq: number; host: string | null; vm_state: string; task_state: string | null; power_state: number; updated_at: Date; deleted_at: Date | null }[] =
+    await deps.db("instances")
+      .where((q) => q.where({ host: r.host }).whereNot("vm_state", "deleted"))
+      .orWhereIn("id", r.domains.map((d) => d.instance_id))
+      .select("id", "seq", "host", "vm_state", "task_state", "power_state", "updated_at", "deleted_at");
+  const byId = new Map(onHost.map((i) => [i.id, i]));
+  const seen = new Set(r.domains.map((d) => d.instance_id));
+  const orphans: (InstanceRef & { reason: string })[] = [];
+  const changes: { id: string; power_state: PowerState }[] = [];
+  for (const d of r.domains) {
+    const inst = byId.get(d.instance_id);
+    if (!inst) {
+      orphans.push({ instance_id: d.instance_id, instance_name: d.instance_name, reason: "unknown instance" });
+    } else if (inst.vm_state === "deleted") {
+      if ((inst.deleted_at ?? inst.updated_at).getTime() < r.listed_at - graceMs) orphans.push({ ...d, reason: "instance deleted" });
+    } else if (inst.host !== r.host) {
+      if (inst.updated_at.getTime() < r.listed_at - graceMs) orphans.push({ ...d, reason: `instance is on ${inst.host ?? "no host"}` });
+    } else if (inst.power_state !== d.power_state) {
+      changes.push({ id: inst.id, power_state: d.power_state });
+    }
+  }
+  for (const inst of onHost) {
+    // Nova: ACTIVE with no domain (NOSTATE) is logged and recorded, not acted on.
+    if (inst.host === r.host && !seen.has(inst.id) && SYNCED_VM_STATES.includes(inst.vm_state) && inst.power_state !== PowerState.NOSTATE) {
+      changes.push({ id: inst.id, power_state: PowerState.NOSTATE });
+    }
+  }
+  for (const change of changes) {
+    await transactionWithRetry(deps.db, async (trx) => {
+      const inst = await lockForReport(trx, change.id);
+      if (!inst || inst.host !== r.host || inst.task_state !== null) return; // a task in flight: skip, as Nova does
+      if ((inst as unknown as { updated_at: Date }).updated_at > listedAt) return; // changed since the listing
+      const event = { type: "power_synced" as const, power_state: change.power_state };
+      if (!canTransition(inst, event) || inst.power_state === change.power_state) return;
+      const after = await applyEvent(trx, inst, event);
+      const log = deps.log.child({ instance_id: inst.id, host: r.host });
+      if (after.vm_state !== inst.vm_state) {
+        const requestId = newRequestId();
+        await startAction(trx, { instanceId: inst.id, action: "stop", requestId, projectId: inst.project_id, userId: inst.user_id });
+        await recordEvent(trx, {
+          instanceId: inst.id,
+          requestId,
+          event: "compute_sync_power_state",
+          result: "Success",
+          host: r.host,
+          details: `The domain was found in power state ${change.power_state} while the server was ${inst.vm_state}: now ${after.vm_state}.`,
+          finishAction: true,
+        });
+        log.warn({ power_state: change.power_state, vm_state: after.vm_state }, "power-state sync: the domain stopped outside Cirrus; the server is SHUTOFF");
+      } else if (inst.vm_state === "stopped" && change.power_state === PowerState.RUNNING) {
+        const job: ComputeJob = { kind: "power", request_id: newRequestId(), action: "stop", instance: { instance_id: inst.id, instance_name: instanceNameFromSeq(inst.seq) } };
+        await enqueue(trx, { queue: computeQueueName(r.host), name: "power", jobId: `sync-stop-${inst.id}-${r.listed_at}`, payload: job });
+        log.warn("power-state sync: a stopped server's domain runs; stopping it (Nova's force_stop)");
+      } else {
+        log.info({ from: inst.power_state, to: change.power_state, vm_state: inst.vm_state }, "power-state sync: power state recorded");
+      }
+    });
+  }
+  if (orphans.length > 0) {
+    deps.log.warn({ host: r.host, orphans: orphans.map((o) => `${o.instance_name} (${o.reason})`) }, "domains without a live instance on this host");
+    await sendOrphans(deps.db, r.host, orphans, String(r.listed_at));
+  }
 }

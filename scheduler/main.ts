@@ -11,11 +11,14 @@ import { migrateLatest } from "../common/db/migrations.js";
 import { createLogger } from "../common/logger.js";
 import type { Report, ScheduleJob } from "../common/messages.js";
 import { OutboxRelay } from "../common/outbox.js";
-import { QueueSet, REPORTS_QUEUE, SCHEDULE_QUEUE, redisOptions, workerConnection } from "../common/queues.js";
+import { QueueSet, REPORTS_QUEUE, SCHEDULE_QUEUE, WORKER_RECOVERY, producerConnection, redisOptions, workerConnection } from "../common/queues.js";
 import { onShutdown } from "../common/shutdown.js";
-import { applyReport } from "./conductor.js";
+import { instrumentWorkers, processRegistry } from "../common/metrics.js";
+import { startOpsServer } from "../common/ops-server.js";
+import { applyReport, type ConductorDeps } from "./conductor.js";
+import { startRecovery } from "./recovery.js";
 import { flushHeartbeats } from "./heartbeats.js";
-import { placeInstance, type PlacementDeps } from "./place.js";
+import { placeInstance } from "./place.js";
 
 const config = loadConfig();
 const log = createLogger("cirrus-scheduler", config.logLevel);
@@ -26,8 +29,20 @@ const queues = new QueueSet(config.redisUrl, config.queuePrefix);
 const relay = new OutboxRelay({ db, databaseUrl: config.databaseUrl, queues, log });
 await relay.start();
 
-const deps: PlacementDeps = { db, log, serviceDownTimeSec: config.serviceDownTimeSec, maxAttempts: config.schedulerMaxAttempts };
+const deps: ConductorDeps = {
+  db,
+  log,
+  serviceDownTimeSec: config.serviceDownTimeSec,
+  maxAttempts: config.schedulerMaxAttempts,
+  orphanGraceSec: config.recovery.orphanGraceSec,
+};
 const connection = workerConnection(config.redisUrl);
+
+// Liveness is copied from Redis: copy it once before placing anything, so a scheduler that
+// was down for longer than the service down time does not find every host down.
+const redis = new Redis(redisOptions(config.redisUrl));
+redis.on("error", () => {});
+await flushHeartbeats(redis, db, config.queuePrefix).catch((err) => log.warn({ err: String(err) }, "first heartbeat flush failed"));
 
 const scheduler = new Worker<ScheduleJob>(
   SCHEDULE_QUEUE,
@@ -36,7 +51,7 @@ const scheduler = new Worker<ScheduleJob>(
     log.info({ instance_id: job.data.instance_id, request_id: job.data.request_id, outcome }, "schedule request handled");
     return outcome;
   },
-  { connection, prefix: config.queuePrefix, concurrency: 8 },
+  { connection, prefix: config.queuePrefix, concurrency: 8, ...WORKER_RECOVERY },
 );
 
 const conductor = new Worker<Report>(
@@ -46,7 +61,7 @@ const conductor = new Worker<Report>(
     const r = job.data;
     log.info({ kind: r.kind, host: r.host, ...("instance_id" in r ? { instance_id: r.instance_id, request_id: r.request_id } : {}) }, "report applied");
   },
-  { connection, prefix: config.queuePrefix, concurrency: 16 },
+  { connection, prefix: config.queuePrefix, concurrency: 16, ...WORKER_RECOVERY },
 );
 
 for (const w of [scheduler, conductor]) {
@@ -54,17 +69,30 @@ for (const w of [scheduler, conductor]) {
   w.on("error", (err) => log.warn({ queue: w.name, err: String(err) }, "worker error"));
 }
 
-const redis = new Redis(redisOptions(config.redisUrl));
-redis.on("error", () => {});
 const heartbeatTimer = setInterval(() => {
   flushHeartbeats(redis, db, config.queuePrefix).catch((err) => log.warn({ err: String(err) }, "heartbeat flush failed"));
 }, 2000);
+
+// Deadlines, local deletes of servers on down hosts, jobs lost from Redis (scheduler/recovery.ts).
+const recoveryRedis = producerConnection(config.redisUrl);
+recoveryRedis.on("error", () => {});
+const recovery = startRecovery({ ...deps, recovery: config.recovery, redis: recoveryRedis, queuePrefix: config.queuePrefix });
+
+// Optional /healthz, /readyz, /metrics listener (CIRRUS_METRICS_PORT); the cluster-wide numbers are on the api's /metrics.
+const metricsRegistry = processRegistry("scheduler");
+instrumentWorkers(metricsRegistry, [scheduler, conductor]);
+const opsServer = config.metricsPort === null ? null : await startOpsServer({
+  host: config.metricsHost, port: config.metricsPort, service: "scheduler", registry: metricsRegistry, log,
+  checks: { postgres: () => db.raw("select 1"), redis: () => redis.ping() },
+});
 
 log.info("cirrus-scheduler running");
 
 onShutdown(log, async () => {
   clearInterval(heartbeatTimer);
-  await Promise.all([scheduler.close(), conductor.close()]);
+  await opsServer?.close();
+  await Promise.all([scheduler.close(), conductor.close(), recovery.stop()]);
+  recoveryRedis.disconnect();
   await relay.stop();
   await queues.close();
   redis.disconnect();

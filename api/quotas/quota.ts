@@ -44,11 +44,20 @@ export interface ComputeUsage {
   ram: number;
 }
 
-/** Instances, vCPUs and RAM of a project's undeleted servers, from their flavor snapshots. */
+/**
+ * Instances, vCPUs and RAM of a project's undeleted servers, from their flavor snapshots.
+ * A deleted server gives its share back at once; so does a server in ERROR that holds
+ * no allocation on a host (a failed boot: as Nova counts from placement, the share of
+ * a server that never got or has lost its host is free). A server in ERROR that still
+ * sits on a host keeps counting until it is deleted.
+ */
 export async function computeUsage(db: Tx, projectId: string): Promise<ComputeUsage> {
   const row = (await db("instances")
     .where({ project_id: projectId })
     .whereNot("vm_state", "deleted")
+    .whereNot((w) =>
+      w.where("vm_state", "error").whereNotExists(db("allocations").whereRaw("allocations.consumer_id = instances.id").select(db.raw("1"))),
+    )
     .select(
       db.raw("count(*)::int AS instances"),
       db.raw("coalesce(sum((flavor->>'vcpus')::int), 0)::int AS cores"),

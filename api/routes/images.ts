@@ -20,6 +20,7 @@ import type { RequestContext } from "../context.js";
 import { pageSize } from "../pagination.js";
 import { NoBody, errors } from "../schemas/common.js";
 import { Image, ImageCreateBody, ImageListQuery, RESERVED_IMAGE_KEYS } from "../schemas/image.js";
+import { isService } from "../policy.js";
 
 export interface ImageRow {
   id: string;
@@ -73,7 +74,8 @@ export function imageView(row: ImageRow) {
 
 /** Images a caller may see: public and community ones, and their project's own. */
 export function visibleImages(q: Knex.QueryBuilder, ctx: RequestContext): Knex.QueryBuilder {
-  if (ctx.isAdmin) return q;
+  // The compute agents (service role) fetch base images and upload snapshots of every project.
+  if (ctx.isAdmin || isService(ctx)) return q;
   return q.where((w) => w.whereIn("visibility", ["public", "community"]).orWhere("owner", ctx.projectId));
 }
 
@@ -191,7 +193,9 @@ export const imageRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, co
     },
     async (req, reply) => {
       const image = await findImage(req.params.id, req.ctx);
-      if (image.owner !== req.ctx.projectId && !req.ctx.isAdmin) throw new NovaError(403, "You are not permitted to upload data for this image.");
+      if (image.owner !== req.ctx.projectId && !req.ctx.isAdmin && !isService(req.ctx)) {
+        throw new NovaError(403, "You are not permitted to upload data for this image.");
+      }
       if (!(req.body as Readable | undefined)?.pipe) throw new NovaError(415, "Upload needs Content-Type: application/octet-stream");
       // queued -> saving claims the upload; a second concurrent upload gets 409.
       const claimed = await db("images").where({ id: image.id, status: "queued" }).update({ status: "saving", updated_at: db.fn.now() });

@@ -8,6 +8,7 @@ import { errors } from "../schemas/common.js";
 import { Server } from "../schemas/server.js";
 import { ServerActionBody } from "../schemas/server-actions.js";
 import { runAction } from "../servers/actions.js";
+import { IdempotencyHeaders, fingerprint, idempotencyKeyOf, withIdempotency, type StoredResponse } from "../idempotency.js";
 import { renderServer } from "../servers/render.js";
 
 export const serverActionRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, config, rpc }) => {
@@ -24,6 +25,7 @@ export const serverActionRoutes: FastifyPluginAsync<RouteDeps> = async (plain, {
           "server), 204 for confirmResize, 200 for os-getConsoleOutput; 409 when the server's state does not allow it.",
         tags: ["servers"],
         params: Type.Object({ id: Type.String() }),
+        headers: IdempotencyHeaders,
         body: ServerActionBody,
         response: {
           200: Type.Object({ output: Type.String() }, { description: "os-getConsoleOutput" }),
@@ -31,24 +33,31 @@ export const serverActionRoutes: FastifyPluginAsync<RouteDeps> = async (plain, {
             description: "Accepted; rebuild answers with the server",
           }),
           204: Type.Unsafe<undefined>({ description: "confirmResize done" }),
-          ...errors(400, 403, 404, 409, 503),
+          ...errors(400, 403, 404, 409, 422, 503),
         },
       },
     },
     async (req, reply) => {
       if (!isUuid(req.params.id)) throw notFound(`Instance ${req.params.id} could not be found.`);
-      const outcome = await runAction(
-        { db, publicUrl: config.publicUrl, serviceDownTimeSec: config.serviceDownTimeSec, rpc: rpc ?? null },
-        req.ctx,
-        req.id,
-        req.params.id,
-        req.body,
-      );
-      if (outcome.location) reply.header("location", outcome.location);
-      if (outcome.renderServer) {
-        return reply.status(202).send({ server: await renderServer(db, config.publicUrl, req.ctx, req.params.id) });
-      }
-      return reply.status(outcome.status).send(outcome.body as never);
+      // Idempotency-Key (api/idempotency.ts); a console read has nothing to repeat, so it takes none.
+      const key = "os-getConsoleOutput" in req.body ? null : idempotencyKeyOf(req.headers);
+      const guard = { projectId: req.ctx.projectId, key, fingerprint: fingerprint("POST", `/v2.1/servers/${req.params.id}/action`, req.body) };
+      const { response, replayed } = await withIdempotency(db, guard, async (tx): Promise<StoredResponse> => {
+        const outcome = await runAction(
+          { db: tx, publicUrl: config.publicUrl, serviceDownTimeSec: config.serviceDownTimeSec, rpc: rpc ?? null },
+          req.ctx,
+          req.id,
+          req.params.id,
+          req.body,
+        );
+        const headers: Record<string, string> = outcome.location ? { location: outcome.location } : {};
+        if (outcome.renderServer) {
+          return { status: 202, body: { server: await renderServer(tx, config.publicUrl, req.ctx, req.params.id) }, headers };
+        }
+        return { status: outcome.status, body: outcome.body, headers };
+      });
+      if (replayed) reply.header("idempotent-replayed", "true");
+      return reply.status(response.status as 202).headers(response.headers).send(response.body as never);
     },
   );
 };

@@ -11,24 +11,26 @@ import { nextLink, pageSize } from "../pagination.js";
 import { NoBody, errors, Links } from "../schemas/common.js";
 import { Server, ServerCreateBody, ServerCreated, ServerListQuery, ServerSummary, ServerUpdateBody } from "../schemas/server.js";
 import { acceptBoot } from "../servers/create.js";
+import { IdempotencyHeaders, fingerprint, idempotencyKeyOf, withIdempotency, type StoredResponse } from "../idempotency.js";
 import { requestDelete } from "../servers/delete.js";
 import { liveServers } from "../servers/load.js";
 import { renderRows, renderServer } from "../servers/render.js";
 import { afterMarkerSql, orderBySql, parseSort } from "../servers/sort.js";
 import { conditionsForStatus } from "../servers/status-filter.js";
 import { serverView, type InstanceRow } from "../servers/view.js";
+import { can } from "../policy.js";
 
 const Params = Type.Object({ id: Type.String() });
 
 function scopeOf(ctx: RequestContext, allTenants: string | undefined): { projectId: string | null } {
   const all = allTenants !== undefined && !/^(0|false|f|no|n|off)$/i.test(allTenants);
-  return { projectId: ctx.isAdmin && all ? null : ctx.projectId };
+  return { projectId: all && can(ctx, "os_compute_api:servers:index:get_all_tenants") ? null : ctx.projectId };
 }
 
 export const serverRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, config }) => {
   const app = plain.withTypeProvider<TypeBoxTypeProvider>();
 
-  const render = (rows: InstanceRow[], ctx: RequestContext) => renderRows(db, config.publicUrl, ctx, rows);
+  const render = (rows: InstanceRow[], ctx: RequestContext) => renderRows(db, config.publicUrl, ctx, rows, { serviceDownTimeSec: config.serviceDownTimeSec });
 
   const listPage = async (query: Static<typeof ServerListQuery>, ctx: RequestContext): Promise<InstanceRow[]> => {
     const scope = scopeOf(ctx, query.all_tenants);
@@ -97,7 +99,7 @@ export const serverRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, c
     if (query.reservation_id !== undefined) q = q.where("reservation_id", query.reservation_id);
     if (query.availability_zone !== undefined) q = q.where("availability_zone", query.availability_zone);
     // Admin-only filters are ignored for everyone else, as Nova ignores filters outside its whitelist.
-    if (query.host !== undefined && ctx.isAdmin) q = q.where("host", query.host);
+    if (query.host !== undefined && can(ctx, "os_compute_api:servers:allow_all_filters")) q = q.where("host", query.host);
     if (query.marker !== undefined) {
       const marker = isUuid(query.marker) ? await db("instances").where({ id: query.marker }).first("id") : undefined;
       if (!marker) throw badRequest(`marker [${query.marker}] not found`);
@@ -120,31 +122,30 @@ export const serverRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, c
         summary: "Create (boot) a server",
         description: "Accepted at once (202); poll GET /servers/{id} until status is ACTIVE or ERROR.",
         tags: ["servers"],
+        headers: IdempotencyHeaders,
         body: ServerCreateBody,
         response: {
           202: Type.Union([ServerCreated, Type.Object({ reservation_id: Type.String() })], {
             description: "The (first) server; only the reservation id when return_reservation_id is true",
           }),
-          ...errors(400, 403, 409),
+          ...errors(400, 403, 409, 422),
         },
       },
     },
     async (req, reply) => {
-      const accepted = await acceptBoot(db, req.ctx, req.id, req.body, { enforceQuotas: config.enforceQuotas ?? false });
-      if (req.body.server.return_reservation_id) return reply.status(202).send({ reservation_id: accepted.reservationId });
-      const links = resourceLinks(config.publicUrl, "servers", accepted.id);
-      return reply
-        .status(202)
-        .header("location", links[0]!.href)
-        .send({
-          server: {
-            id: accepted.id,
-            links,
-            "OS-DCF:diskConfig": "MANUAL",
-            security_groups: [{ name: "default" }],
-            adminPass: accepted.adminPass,
-          },
-        });
+      // Idempotency-Key (api/idempotency.ts): the boot and the key commit together.
+      const guard = { projectId: req.ctx.projectId, key: idempotencyKeyOf(req.headers), fingerprint: fingerprint("POST", "/v2.1/servers", req.body) };
+      const { response, replayed } = await withIdempotency(db, guard, async (trx): Promise<StoredResponse> => {
+        const accepted = await acceptBoot(trx, req.ctx, req.id, req.body, { enforceQuotas: config.enforceQuotas ?? true });
+        if (req.body.server.return_reservation_id) return { status: 202, body: { reservation_id: accepted.reservationId }, headers: {} };
+        const links = resourceLinks(config.publicUrl, "servers", accepted.id);
+        const body = {
+          server: { id: accepted.id, links, "OS-DCF:diskConfig": "MANUAL", security_groups: [{ name: "default" }], adminPass: accepted.adminPass },
+        };
+        return { status: 202, body, headers: { location: links[0]!.href } };
+      });
+      if (replayed) reply.header("idempotent-replayed", "true");
+      return reply.status(response.status as 202).headers(response.headers).send(response.body as never);
     },
   );
 
@@ -244,7 +245,7 @@ export const serverRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, c
     },
     async (req, reply) => {
       if (!isUuid(req.params.id)) throw notFound(`Instance ${req.params.id} could not be found.`);
-      await requestDelete(db, req.ctx, req.id, req.params.id);
+      await requestDelete(db, req.ctx, req.id, req.params.id, { serviceDownTimeSec: config.serviceDownTimeSec });
       return reply.status(204).send();
     },
   );

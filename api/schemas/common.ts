@@ -18,6 +18,8 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   409: "conflictingRequest: the resource is in a state that does not allow this",
   413: "overLimit: the request body is too large",
   415: "badMediaType: unsupported Content-Type",
+  422: "unprocessableEntity: the Idempotency-Key was used with another request",
+  503: "serviceUnavailable: a backing service (database, queue) is briefly unavailable; retry",
 };
 
 export function errors(...codes: number[]): Record<number, TSchema> {

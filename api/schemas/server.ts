@@ -99,6 +99,11 @@ export const Server = Type.Object({
   "OS-EXT-SRV-ATTR:host": Type.Optional(Nullable(Type.String())),
   "OS-EXT-SRV-ATTR:hypervisor_hostname": Type.Optional(Nullable(Type.String())),
   "OS-EXT-SRV-ATTR:instance_name": Type.Optional(Type.String()),
+  host_status: Type.Optional(
+    Type.Union([Type.Literal("UP"), Type.Literal("DOWN"), Type.Literal("MAINTENANCE"), Type.Literal("UNKNOWN"), Type.Literal("")], {
+      description: "Admins only (Nova 2.16): the state of the server's compute host",
+    }),
+  ),
   "os-extended-volumes:volumes_attached": Type.Array(Type.Object({ id: Type.String() })),
   security_groups: Type.Optional(Type.Array(Type.Object({ name: Type.String() }))),
   fault: Type.Optional(Fault),

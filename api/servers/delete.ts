@@ -13,7 +13,17 @@ import { enqueue } from "../../common/outbox.js";
 import { computeQueueName } from "../../common/queues.js";
 import type { RequestContext } from "../context.js";
 
-export async function requestDelete(db: Db, ctx: RequestContext, requestId: string, id: string): Promise<void> {
+/** True when the host's compute service is down, forced down or gone (Nova's servicegroup is_up). */
+async function hostIsDown(trx: Db, host: string, serviceDownTimeSec: number): Promise<boolean> {
+  const { rows } = (await trx.raw(
+    `SELECT NOT (NOT cs.forced_down AND cs.last_seen_at > now() - make_interval(secs => ?)) AS down
+       FROM compute_services cs WHERE cs.host = ?`,
+    [serviceDownTimeSec, host],
+  )) as { rows: { down: boolean }[] };
+  return rows.length === 0 || rows[0]!.down;
+}
+
+export async function requestDelete(db: Db, ctx: RequestContext, requestId: string, id: string, opts: { serviceDownTimeSec?: number } = {}): Promise<void> {
   await db.transaction(async (trx) => {
     const instance = await lockInstance(trx, id);
     if (!instance || instance.vm_state === "deleted" || (!ctx.isAdmin && instance.project_id !== ctx.projectId)) {
@@ -24,6 +34,21 @@ export async function requestDelete(db: Db, ctx: RequestContext, requestId: stri
     if (instance.host === null) {
       await finishDelete(trx, instance);
       await recordEvent(trx, { instanceId: id, requestId, event: "api_delete_local", result: "Success", finishAction: true });
+      return;
+    }
+    // Nova's local delete: the host's compute service is down, so nothing would carry the
+    // job out; free everything here. The agent reaps the domain as an orphan when it returns.
+    if (opts.serviceDownTimeSec !== undefined && (await hostIsDown(trx, instance.host, opts.serviceDownTimeSec))) {
+      await finishDelete(trx, instance);
+      await recordEvent(trx, {
+        instanceId: id,
+        requestId,
+        event: "api_delete_local",
+        result: "Success",
+        host: instance.host,
+        details: `The compute service on ${instance.host} is down: deleted locally.`,
+        finishAction: true,
+      });
       return;
     }
     if (instance.task_state === "deleting") return; // already on its way

@@ -1,7 +1,7 @@
 /** Reads what the server view needs, for one server or a page of them, in a fixed number of queries. */
 import type { Knex } from "knex";
 import type { Db } from "../../common/db/knex.js";
-import type { AddressRow, FaultRow, InstanceRow } from "./view.js";
+import type { AddressRow, FaultRow, HostStatus, InstanceRow } from "./view.js";
 
 export async function loadAddresses(db: Db, ids: string[]): Promise<Map<string, AddressRow[]>> {
   const out = new Map<string, AddressRow[]>();
@@ -32,4 +32,21 @@ export async function loadFaults(db: Db, rows: InstanceRow[]): Promise<Map<strin
 export function liveServers(db: Db, scope: { projectId: string | null }): Knex.QueryBuilder {
   const q = db("instances").whereNot("vm_state", "deleted");
   return scope.projectId === null ? q : q.where("project_id", scope.projectId);
+}
+
+/**
+ * Nova's host_status (microversion 2.16, admins only) for each host: "" when the server has
+ * no host or the host has no compute service; DOWN when the service is forced down;
+ * MAINTENANCE when it is disabled; UP when it heartbeats within the down time; UNKNOWN
+ * when its heartbeats stopped (Nova cannot tell a dead host from a cut-off one).
+ */
+export async function loadHostStatuses(db: Db, hosts: (string | null)[], serviceDownTimeSec: number): Promise<Map<string, HostStatus>> {
+  const wanted = [...new Set(hosts.filter((h): h is string => h !== null))];
+  const out = new Map<string, HostStatus>();
+  if (wanted.length === 0) return out;
+  const rows: { host: string; forced_down: boolean; status: string; up: boolean }[] = await db("compute_services")
+    .whereIn("host", wanted)
+    .select("host", "forced_down", "status", db.raw("(last_seen_at > now() - make_interval(secs => ?)) AS up", [serviceDownTimeSec]));
+  for (const r of rows) out.set(r.host, r.forced_down ? "DOWN" : r.status !== "enabled" ? "MAINTENANCE" : r.up ? "UP" : "UNKNOWN");
+  return out;
 }

@@ -77,11 +77,16 @@ export function addressesView(rows: AddressRow[]) {
   return out;
 }
 
+/** Nova's host_status values (microversion 2.16); "" when the server has no host. */
+export type HostStatus = "UP" | "DOWN" | "MAINTENANCE" | "UNKNOWN" | "";
+
 export interface ViewOptions {
   publicUrl: string;
   isAdmin: boolean;
   addresses: AddressRow[];
   fault: FaultRow | null;
+  /** Nova's host_status, shown to admins only. */
+  hostStatus?: HostStatus;
 }
 
 export function serverView(row: InstanceRow, opts: ViewOptions) {
@@ -118,6 +123,7 @@ export function serverView(row: InstanceRow, opts: ViewOptions) {
           "OS-EXT-SRV-ATTR:host": row.host,
           "OS-EXT-SRV-ATTR:hypervisor_hostname": row.node,
           "OS-EXT-SRV-ATTR:instance_name": instanceNameFromSeq(row.seq),
+          ...(opts.hostStatus !== undefined ? { host_status: opts.hostStatus } : {}),
         }
       : {}),
     "os-extended-volumes:volumes_attached": [],

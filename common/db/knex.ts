@@ -9,7 +9,14 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
 pg.types.setTypeParser(pg.types.builtins.NUMERIC, (v: string) => Number(v));
 
 export function createDb(databaseUrl: string, pool = { min: 0, max: 10 }): Db {
-  return knexPkg({ client: "pg", connection: databaseUrl, pool });
+  // Bounded waits: with Postgres away a caller fails within seconds (the API answers 503)
+  // instead of queueing for a minute; a dead connection is dropped, and the pool reconnects.
+  return knexPkg({
+    client: "pg",
+    connection: { connectionString: databaseUrl, connectionTimeoutMillis: 5000, keepAlive: true },
+    pool,
+    acquireConnectionTimeout: 10_000,
+  });
 }
 
 /** Creates the database named in the URL when it does not exist yet. */

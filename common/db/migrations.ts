@@ -7,6 +7,7 @@ import * as m001 from "../../migrations/001_initial.js";
 import * as m002 from "../../migrations/002_compute_extras.js";
 import * as m003 from "../../migrations/003_server_features.js";
 import * as m004 from "../../migrations/004_networking.js";
+import * as m005 from "../../migrations/005_resilience.js";
 import type { Db } from "./knex.js";
 
 const ALL: Record<string, Knex.Migration> = {
@@ -14,6 +15,7 @@ const ALL: Record<string, Knex.Migration> = {
   "002_compute_extras": m002,
   "003_server_features": m003,
   "004_networking": m004,
+  "005_resilience": m005,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -29,7 +29,7 @@ async function place(id: string, vm_state: string, task_state: string | null = n
 const action = (id: string, body: unknown) => srv().post(`/v2.1/servers/${id}/action`).set(auth).send(body as object);
 
 beforeAll(async () => {
-  t = await createTestApp();
+  t = await createTestApp({ enforceQuotas: false }); // boots far more than 10 servers in one project
   await t.app.listen({ port: 0, host: "127.0.0.1" });
   await srv().post("/v2.1/flavors").set(auth).send({ flavor: { name: "f1", id: "1", ram: 64, vcpus: 1, disk: 1 } }).expect(200);
   await srv().post("/v2.1/flavors").set(auth).send({ flavor: { name: "f2", id: "2", ram: 128, vcpus: 2, disk: 2 } }).expect(200);

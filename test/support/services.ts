@@ -25,8 +25,8 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-export async function createTestDatabase(): Promise<TestDatabase> {
-  const url = new URL(TEST_DATABASE_ROOT);
+export async function createTestDatabase(root: string = TEST_DATABASE_ROOT): Promise<TestDatabase> {
+  const url = new URL(root);
   url.pathname = `/${uniqueName("cirrus_test")}`;
   await ensureDatabase(url.toString());
   const db = createDb(url.toString());
@@ -53,12 +53,13 @@ export interface TestApp {
 
 export const PUBLIC_URL = "http://cirrus.test:8774";
 
-export async function createTestApp(): Promise<TestApp> {
+/** Quotas are enforced as in production unless a suite that boots many servers in one project turns them off. */
+export async function createTestApp(options: { enforceQuotas?: boolean } = {}): Promise<TestApp> {
   const database = await createTestDatabase();
   const imageStoreDir = await mkdtemp(path.join(os.tmpdir(), "cirrus-images-"));
   const app = await buildApp({
     db: database.db,
-    config: { publicUrl: PUBLIC_URL, imageStoreDir, serviceDownTimeSec: 60 },
+    config: { publicUrl: PUBLIC_URL, imageStoreDir, serviceDownTimeSec: 60, enforceQuotas: options.enforceQuotas ?? true },
     auth: devAuthenticator(ADMIN_TOKEN),
   });
   await app.ready();

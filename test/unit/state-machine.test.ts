@@ -29,6 +29,7 @@ const EVENTS: Record<InstanceEvent["type"], InstanceEvent> = {
   action_succeeded: { type: "action_succeeded", action: "stop", power_state: PowerState.SHUTDOWN },
   action_failed: { type: "action_failed", action: "rebuild" },
   resize_confirmed: { type: "resize_confirmed", restore_vm_state: "stopped" },
+  power_synced: { type: "power_synced", power_state: PowerState.SHUTDOWN },
 };
 
 const label = (s: InstanceState) => `${s.vm_state}/${s.task_state ?? "None"}`;
@@ -121,7 +122,30 @@ const CASES: {
     allowed: [[st("resized", null, PowerState.SHUTDOWN), st("stopped", null, PowerState.SHUTDOWN)]],
     refused: [st("active", null), st("resized", "resize_reverting")],
   },
+  {
+    event: EVENTS.power_synced,
+    allowed: [
+      [st("active", null, PowerState.RUNNING), st("stopped", null, PowerState.SHUTDOWN)],
+      [st("stopped", null, PowerState.SHUTDOWN), st("stopped", null, PowerState.SHUTDOWN)],
+      [st("error", null, PowerState.NOSTATE), st("error", null, PowerState.SHUTDOWN)],
+    ],
+    // a task in flight is skipped, as Nova skips it
+    refused: [st("active", "powering-off"), st("active", "rebooting"), st("building", "spawning"), st("building", null), st("deleted", null), st("active", "deleting")],
+  },
 ];
+
+describe("power-state sync (Nova's _sync_instance_power_state)", () => {
+  const sync = (s: InstanceState, p: PowerState) => transition(s, { type: "power_synced", power_state: p });
+  it("makes an ACTIVE server whose domain stopped or crashed SHUTOFF", () => {
+    expect(sync(st("active", null), PowerState.SHUTDOWN)).toEqual(st("stopped", null, PowerState.SHUTDOWN));
+    expect(sync(st("active", null), PowerState.CRASHED)).toEqual(st("stopped", null, PowerState.CRASHED));
+  });
+  it("only records PAUSED, SUSPENDED or a missing domain on an ACTIVE server, and a running domain of a stopped one", () => {
+    expect(sync(st("active", null), PowerState.PAUSED)).toEqual(st("active", null, PowerState.PAUSED));
+    expect(sync(st("active", null), PowerState.NOSTATE)).toEqual(st("active", null, PowerState.NOSTATE));
+    expect(sync(st("stopped", null, PowerState.SHUTDOWN), PowerState.RUNNING)).toEqual(st("stopped", null, PowerState.RUNNING));
+  });
+});
 
 describe("state machine", () => {
   it("covers every event of the TRANSITIONS table", () => {

@@ -218,6 +218,9 @@ function guestArch(model: string): "x86_64" | "i686" {
   throw new Error(`host architecture ${arch} is not supported (x86_64 or i686)`);
 }
 
+/** On test:// only: the domain XML kept in the instance folder, so a restarted agent gets its simulated domains back. */
+const SIMULATED_XML = "simulated-domain.xml";
+
 export class LibvirtDriver implements VirtDriver {
   readonly description: string;
   private readonly kind: "qemu" | "test" | "xen";
@@ -245,6 +248,30 @@ export class LibvirtDriver implements VirtDriver {
     this.hv = hv;
     await mkdir(this.instancesPath, { recursive: true });
     this.cacheMode = await diskCacheMode(this.instancesPath);
+    if (this.kind === "test") await this.restoreSimulatedDomains();
+  }
+
+  /**
+   * test:// keeps its domains in the agent's memory, so they vanish when the agent does,
+   * which no real hypervisor does: a libvirtd keeps running guests when the agent dies.
+   * To simulate that, spawn on test:// leaves the domain XML in the instance folder, and
+   * this defines and starts again every domain whose folder still holds one (a destroy
+   * removes the folder). Reconciliation and the power-state sync then see what they would
+   * see on qemu:///system after an agent restart.
+   */
+  private async restoreSimulatedDomains(): Promise<void> {
+    const { readdir } = await import("node:fs/promises");
+    for (const entry of await readdir(this.instancesPath).catch(() => [] as string[])) {
+      if (!UUID_RE.test(entry)) continue;
+      const xml = await readFile(path.join(this.instancesPath, entry, SIMULATED_XML), "utf8").catch(() => null);
+      if (xml === null || (await this.lookup(entry))) continue;
+      try {
+        const dom = await this.conn().domainDefineXML(xml);
+        await this.conn().domainCreate(dom);
+      } catch {
+        // A folder whose XML no longer defines (half-written): left for reconciliation.
+      }
+    }
   }
 
   async close(): Promise<void> {
@@ -328,6 +355,7 @@ export class LibvirtDriver implements VirtDriver {
     let dom: LibvirtDomain;
     try {
       dom = await hv.domainDefineXML(xml);
+      if (this.kind === "test") await writeFile(path.join(dir, SIMULATED_XML), xml);
     } catch (e) {
       return fail("defining the domain", e);
     }

@@ -1,0 +1,69 @@
+/**
+ * Per-project rate limiting of mutating calls in Redis (@fastify/rate-limit): 429 with
+ * Retry-After and Nova's overLimit body; reads and other projects are not throttled.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { Redis } from "ioredis";
+import request from "supertest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildApp } from "../../api/app.js";
+import { PUBLIC_URL, TEST_REDIS_URL, createTestDatabase, type TestDatabase } from "../support/services.js";
+import type { Authenticator } from "../../api/auth/dev-auth.js";
+
+const auth: Authenticator = async (req) => {
+  const p = req.headers["x-auth-token"];
+  return p === "p1" || p === "p2" ? { projectId: p, userId: `u-${p}`, roles: ["member", "reader"], isAdmin: false } : null;
+};
+
+let app: Awaited<ReturnType<typeof buildApp>>;
+let database: TestDatabase;
+let redis: Redis;
+let dir: string;
+const nameSpace = `cirrus-test-rl-${randomBytes(4).toString("hex")}-`;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  dir = await mkdtemp(path.join(os.tmpdir(), "cirrus-rl-"));
+  redis = new Redis(TEST_REDIS_URL);
+  app = await buildApp({
+    db: database.db,
+    config: { publicUrl: PUBLIC_URL, imageStoreDir: dir, serviceDownTimeSec: 60 },
+    auth,
+    redis,
+    rateLimit: { max: 5, windowSec: 60, nameSpace },
+  });
+  await app.ready();
+});
+afterAll(async () => {
+  await app?.close();
+  const keys = await redis.keys(`${nameSpace}*`);
+  if (keys.length) await redis.del(...keys);
+  redis.disconnect();
+  await database?.drop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const post = (project: string, name: string) =>
+  request(app.server).post("/v2.1/os-keypairs").set("X-Auth-Token", project).send({ keypair: { name } });
+
+describe("rate limiting", () => {
+  it("the sixth mutating call of a project in the window is 429 with Retry-After and Nova's overLimit body", async () => {
+    for (let i = 0; i < 5; i++) expect((await post("p1", `k${i}`)).status).toBe(200);
+    const res = await post("p1", "k5");
+    expect(res.status).toBe(429);
+    const after = Number(res.headers["retry-after"]);
+    expect(after).toBeGreaterThan(0);
+    expect(after).toBeLessThanOrEqual(60);
+    expect(res.body).toEqual({ overLimit: { code: 429, message: expect.any(String), retryAfter: String(after) } });
+    // Nothing was written by the refused call.
+    expect(await database.db("key_pairs").where({ name: "k5" }).first()).toBeUndefined();
+  });
+
+  it("reads are not limited, and another project has its own budget", async () => {
+    for (let i = 0; i < 10; i++) expect((await request(app.server).get("/v2.1/os-keypairs").set("X-Auth-Token", "p1")).status).toBe(200);
+    expect((await post("p2", "other")).status).toBe(200);
+  });
+});
