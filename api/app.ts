@@ -16,7 +16,7 @@ import type { Authenticator } from "./auth/dev-auth.js";
 import { AuthFailure, invalidTokenChallenge } from "./auth/failure.js";
 import { enforce, ruleOfRoute } from "./policy.js";
 import { installErrorHandlers } from "./errors.js";
-import { SLOW_CLIENT_LIMITS, installRequestLimits } from "./limits.js";
+import { SLOW_CLIENT_LIMITS, frameworkErrors, installRequestLimits } from "./limits.js";
 import { validatorCompiler } from "./validation.js";
 import { MAX_VERSION, MIN_VERSION, negotiate } from "./microversion.js";
 import { versionRoutes } from "./routes/versions.js";
@@ -44,6 +44,8 @@ export interface AppDeps {
   config: Pick<Config, "publicUrl" | "imageStoreDir" | "serviceDownTimeSec"> & Partial<Pick<Config, "enforceQuotas">>;
   auth: Authenticator;
   logger?: Logger;
+  /** Overrides of the slow-client timeouts (ms), for tests; api/limits.ts has the defaults. */
+  slowClientLimits?: { connectionTimeout?: number; requestTimeout?: number };
   /** Per-project rate limiting of mutating calls lives in this Redis; without it there is none. */
   redis?: Redis;
   /** Mutating calls a project may make per window (defaults: 600 per 60 s); max 0 turns limiting off. */
@@ -74,9 +76,10 @@ export async function buildApp(deps: AppDeps) {
     rewriteUrl: (req) => rewriteServicePaths(req.url ?? "/"),
     bodyLimit: 1024 * 1024,
     // Slow clients are cut off (api/limits.ts).
-    connectionTimeout: SLOW_CLIENT_LIMITS.connectionTimeout,
-    requestTimeout: SLOW_CLIENT_LIMITS.requestTimeout,
+    connectionTimeout: deps.slowClientLimits?.connectionTimeout ?? SLOW_CLIENT_LIMITS.connectionTimeout,
+    requestTimeout: deps.slowClientLimits?.requestTimeout ?? SLOW_CLIENT_LIMITS.requestTimeout,
     http: SLOW_CLIENT_LIMITS.http,
+    frameworkErrors,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   await app.register(swagger, {

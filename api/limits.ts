@@ -4,8 +4,8 @@
  * slow-client timeouts handed to Fastify (a client that dribbles its request is cut off).
  * The body size limit (1 MiB) is Fastify's bodyLimit, answered 413 by api/errors.ts.
  */
-import type { FastifyInstance } from "fastify";
-import { badRequest } from "../common/errors.js";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { badRequest, errorBody } from "../common/errors.js";
 
 /** Deeper than any Nova request body; a deeper one is refused with 400. */
 export const MAX_JSON_DEPTH = 32;
@@ -16,9 +16,21 @@ export const SLOW_CLIENT_LIMITS = {
   connectionTimeout: 30_000,
   /** The whole request, headers and body, must arrive within this (ms); Node answers 408. */
   requestTimeout: 60_000,
-  /** Headers must arrive within this (ms) (Node's headersTimeout, slowloris). */
-  http: { headersTimeout: 15_000 },
+  /** Headers must arrive within this (ms) (Node's headersTimeout, slowloris), checked every 5 s. */
+  http: { headersTimeout: 15_000, connectionsCheckingInterval: 5_000 },
 } as const;
+
+/**
+ * Errors the router raises before any route runs, in Nova's envelope: a path parameter
+ * longer than the router accepts names nothing (404), a malformed URL is a 400.
+ */
+export function frameworkErrors(err: { code?: string; message: string }, _req: FastifyRequest, reply: FastifyReply): void {
+  if (err.code === "FST_ERR_MAX_PARAM_LENGTH") {
+    void reply.status(404).send(errorBody(404, "The resource could not be found."));
+    return;
+  }
+  void reply.status(400).send(errorBody(400, `Malformed request URL: ${err.message.slice(0, 200)}`));
+}
 
 /** An array or a plain object, as JSON.parse makes them (not a Buffer or a stream body). */
 function isJsonContainer(v: unknown): v is object {

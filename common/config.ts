@@ -39,6 +39,8 @@ export interface Config {
   schedulerMaxAttempts: number;
   agentHost: string;
   agentDriver: "libvirt" | "fake";
+  /** Fake driver only: milliseconds each spawn takes (tests hold an operation in flight with it). */
+  fakeSpawnDelayMs: number;
   libvirtUri: string;
   /** Nova's [libvirt] virt_type: qemu (TCG, works everywhere), kvm (needs a working /dev/kvm), or auto (kvm when libvirt offers it). */
   virtType: "qemu" | "kvm" | "auto";
@@ -203,6 +205,7 @@ export function loadConfig(env: Env = process.env): Config {
     schedulerMaxAttempts: num(env, "CIRRUS_SCHEDULER_MAX_ATTEMPTS", 3),
     agentHost: env.CIRRUS_HOST ?? os.hostname(),
     agentDriver,
+    fakeSpawnDelayMs: num(env, "CIRRUS_FAKE_SPAWN_DELAY_MS", 0),
     libvirtUri: env.LIBVIRT_URI ?? "qemu:///system",
     virtType: virtType(env.CIRRUS_VIRT_TYPE),
     libvirtUriExplicit: env.LIBVIRT_URI !== undefined && env.LIBVIRT_URI !== "",

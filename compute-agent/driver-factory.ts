@@ -68,7 +68,7 @@ async function resolveVirtType(config: Config, log: Logger): Promise<"qemu" | "k
 
 export async function openDriver(config: Config, log: Logger): Promise<{ driver: VirtDriver; uri: string }> {
   if (config.agentDriver === "fake") {
-    const driver = new FakeDriver({ resources: { hypervisor_hostname: config.agentHost } });
+    const driver = new FakeDriver({ resources: { hypervisor_hostname: config.agentHost }, spawnDelayMs: config.fakeSpawnDelayMs });
     await driver.init();
     return { driver, uri: "fake://" };
   }

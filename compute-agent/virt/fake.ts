@@ -14,6 +14,8 @@ export interface FakeDriverOptions {
   resources?: Partial<HostResources>;
   /** Return a message to make this spawn fail with it (e.g. to drive a reschedule). */
   failSpawn?: (spec: SpawnSpec) => string | undefined;
+  /** Milliseconds each spawn takes (to hold an operation in flight, e.g. for a shutdown test). */
+  spawnDelayMs?: number;
 }
 
 interface FakeDomain {
@@ -50,6 +52,7 @@ export class FakeDriver implements VirtDriver {
   readonly description = "fake";
   private readonly resources: HostResources;
   private readonly failSpawn: FakeDriverOptions["failSpawn"];
+  private readonly spawnDelayMs: number;
   private readonly domains = new Map<string, FakeDomain>();
   /** Every snapshot written, in order. */
   readonly snapshots: { instance_id: string; destination: string }[] = [];
@@ -57,6 +60,7 @@ export class FakeDriver implements VirtDriver {
   constructor(options: FakeDriverOptions = {}) {
     this.resources = { ...DEFAULT_RESOURCES, ...options.resources };
     this.failSpawn = options.failSpawn;
+    this.spawnDelayMs = options.spawnDelayMs ?? 0;
   }
 
   async init(): Promise<void> {}
@@ -77,6 +81,7 @@ export class FakeDriver implements VirtDriver {
         throw new Error(`spawning ${spec.instance_name} failed: a domain with that name already exists with uuid ${id}`);
       }
     }
+    if (this.spawnDelayMs > 0) await new Promise((r) => setTimeout(r, this.spawnDelayMs));
     const failure = this.failSpawn?.(spec);
     if (failure !== undefined) {
       this.domains.delete(spec.instance_id);

@@ -207,7 +207,7 @@ export interface InvariantReport {
 /**
  * The invariants after a fault:
  * 1. every accepted server is in a final state users see: GET answers 404 (deleted) or a
- *    server with status ACTIVE, SHUTOFF or ERROR and no task;
+ *    server with a stable status (ACTIVE, SHUTOFF, PAUSED, SUSPENDED, ERROR) and no task;
  * 2. allocations equal the flavors of live servers: each launched, undeleted server holds
  *    exactly its flavor on its host; nothing else holds anything;
  * 3. every launched, undeleted server has exactly one domain, on its host;
@@ -224,7 +224,7 @@ export async function checkInvariants(stack: Stack, api: Api, ids: string[], liv
         const res = await api("GET", `/v2.1/servers/${id}`);
         const status = res.status === 404 ? "DELETED(404)" : res.status === 200 ? (res.body.server.status as string) : `HTTP ${res.status}`;
         byStatus[status] = (byStatus[status] ?? 0) + 1;
-        if (!["DELETED(404)", "ACTIVE", "SHUTOFF", "ERROR"].includes(status)) problems.push(`server ${id} is ${status}`);
+        if (!["DELETED(404)", "ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED", "ERROR"].includes(status)) problems.push(`server ${id} is ${status}`);
         if (res.status === 200 && res.body.server["OS-EXT-STS:task_state"] !== null) problems.push(`server ${id} has task ${res.body.server["OS-EXT-STS:task_state"]}`);
       }),
     );
