@@ -12,7 +12,7 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createWriteStream, existsSync } from "node:fs";
-import { chmod, chown, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -95,6 +95,28 @@ async function stopLeftover(dataDir: string, say: (l: string) => void): Promise<
   if (!(await waitExit(pid, 30_000))) process.kill(pid, "SIGQUIT");
 }
 
+/**
+ * As root the server runs as another user, who must be able to walk down to the binaries
+ * and the data folder. Folders made by mktemp (or /root) are 0700: add the search bit
+ * (only that, never read) to each folder above them that lacks it, and say so.
+ */
+async function grantSearch(targets: string[], say: (line: string) => void): Promise<void> {
+  const changed: string[] = [];
+  for (const target of targets) {
+    // Through symlinks (a node_modules link, say) the real folders are what must be searchable.
+    const real = await realpath(target).catch(async () => path.join(await realpath(path.dirname(target)).catch(() => path.dirname(target)), path.basename(target)));
+    for (let dir = path.dirname(real); ; dir = path.dirname(dir)) {
+      const mode = (await stat(dir)).mode;
+      if ((mode & 0o001) === 0) {
+        await chmod(dir, (mode & 0o7777) | 0o001);
+        changed.push(dir);
+      }
+      if (dir === path.dirname(dir)) break;
+    }
+  }
+  if (changed.length) say(`! postgres: made ${changed.length} folder(s) searchable for the server's user: ${[...new Set(changed)].join(", ")}`);
+}
+
 export async function startEmbeddedPostgres(stateDir: string, say: (line: string) => void): Promise<EmbeddedServer> {
   const { postgres, initdb } = await binaries();
   const dataDir = path.join(stateDir, "postgres");
@@ -102,6 +124,7 @@ export async function startEmbeddedPostgres(stateDir: string, say: (line: string
   const passwordFile = path.join(stateDir, "postgres-password");
   const user = await serverUser();
   const ids = user ? { uid: user.uid, gid: user.gid } : {};
+  if (user) await grantSearch([initdb, postgres, dataDir], say);
 
   if (!existsSync(passwordFile)) await writeFile(passwordFile, `${randomBytes(18).toString("base64url")}\n`, { mode: 0o600 });
   const password = (await readFile(passwordFile, "utf8")).trim();
