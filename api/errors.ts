@@ -27,6 +27,12 @@ export function installErrorHandlers(app: FastifyInstance): void {
     if (err instanceof NovaError) {
       return reply.status(err.statusCode).send(err.body());
     }
+    // Postgres data exceptions (SQLSTATE class 22: a NUL byte in a name, a number out of range,
+    // text that is no timestamp) mean the input was bad, not the server.
+    const sqlState = (err as { code?: unknown }).code;
+    if (typeof sqlState === "string" && /^22[0-9A-Z]{3}$/.test(sqlState)) {
+      return reply.status(400).send(errorBody(400, "Invalid input: a value cannot be stored or compared as given (for example a NUL character)."));
+    }
     if (err.validation) {
       return reply.status(400).send(errorBody(400, describeValidation(err)));
     }

@@ -13,7 +13,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { mkdir, open, readdir, rename, rm, stat, utimes } from "node:fs/promises";
 import path from "node:path";
-import { Readable, Transform } from "node:stream";
+import { Readable } from "node:stream";
+import { imageHasher } from "../common/image-hasher.js";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import type { ImageSnapshot } from "../common/messages.js";
@@ -135,28 +136,17 @@ export class ImageCache {
       const text = (await res.text().catch(() => "")).slice(0, 300);
       throw new ImageDownloadError(`downloading image ${image.id} from ${url} failed: HTTP ${res.status} ${text}`);
     }
-    const md5 = createHash("md5");
-    const sha256 = createHash("sha256");
-    let size = 0;
-    const hasher = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        md5.update(chunk);
-        sha256.update(chunk);
-        size += chunk.length;
-        cb(null, chunk);
-      },
-    });
+    const hasher = imageHasher();
     try {
-      await pipeline(Readable.fromWeb(res.body as WebReadableStream<Uint8Array>), hasher, createWriteStream(target, { flags: "wx" }));
+      await pipeline(Readable.fromWeb(res.body as WebReadableStream<Uint8Array>), hasher.stream, createWriteStream(target, { flags: "wx" }));
     } catch (e) {
-      throw new ImageDownloadError(`downloading image ${image.id} was interrupted after ${size} bytes: ${errorText(e)}`, { cause: e });
+      throw new ImageDownloadError(`downloading image ${image.id} was interrupted after ${hasher.size()} bytes: ${errorText(e)}`, { cause: e });
     }
+    const { size, md5: gotMd5, sha256: gotSha } = hasher.digest();
     const announced = res.headers.get("content-length");
     const problems: string[] = [];
     if (announced !== null && Number(announced) !== size) problems.push(`got ${size} of ${announced} bytes (truncated)`);
     if (image.size !== null && image.size !== size) problems.push(`size ${size} differs from the image's ${image.size}`);
-    const gotMd5 = md5.digest("hex");
-    const gotSha = sha256.digest("hex");
     if (image.checksum && image.checksum !== gotMd5) problems.push(`md5 ${gotMd5} differs from the image's checksum ${image.checksum}`);
     if (image.os_hash_value && image.os_hash_value !== gotSha) {
       problems.push(`sha256 ${gotSha} differs from the image's os_hash_value ${image.os_hash_value}`);

@@ -3,12 +3,12 @@
  * arrive (never held whole in memory), hashed on the way, and the image becomes
  * active only once the whole file is on disk.
  */
-import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import { Transform, type Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { imageHasher } from "../../common/image-hasher.js";
 import type { FastifyPluginAsync } from "fastify";
 import { Type, type Static } from "typebox";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
@@ -203,20 +203,10 @@ export const imageRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, co
       await mkdir(config.imageStoreDir, { recursive: true });
       const finalPath = path.join(config.imageStoreDir, image.id);
       const partPath = `${finalPath}.part`;
-      const md5 = createHash("md5");
-      const sha256 = createHash("sha256");
-      let size = 0;
-      const hasher = new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          md5.update(chunk);
-          sha256.update(chunk);
-          size += chunk.length;
-          cb(null, chunk);
-        },
-      });
+      const hasher = imageHasher();
       try {
-        await pipeline(req.body as Readable, hasher, createWriteStream(partPath));
-        if (size === 0) throw badRequest("The uploaded image is empty.");
+        await pipeline(req.body as Readable, hasher.stream, createWriteStream(partPath));
+        if (hasher.size() === 0) throw badRequest("The uploaded image is empty.");
         await rename(partPath, finalPath);
       } catch (err) {
         await rm(partPath, { force: true });
@@ -224,12 +214,13 @@ export const imageRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, co
         if (err instanceof NovaError) throw err;
         throw badRequest(`The upload did not complete: ${(err as Error).message}`);
       }
+      const digest = hasher.digest();
       await db("images").where({ id: image.id }).update({
         status: "active",
-        size,
-        checksum: md5.digest("hex"),
+        size: digest.size,
+        checksum: digest.md5,
         os_hash_algo: "sha256",
-        os_hash_value: sha256.digest("hex"),
+        os_hash_value: digest.sha256,
         location: finalPath,
         updated_at: db.fn.now(),
       });

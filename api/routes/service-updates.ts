@@ -13,20 +13,10 @@ import { isUuid } from "../../common/ids.js";
 import type { RouteDeps } from "../app.js";
 import { loadComputeHosts } from "../compute-hosts.js";
 import { requireAdmin } from "../policy.js";
-import { errors, Nullable } from "../schemas/common.js";
+import { errors } from "../schemas/common.js";
 import { hostZones } from "./availability-zones.js";
+import { Service } from "../schemas/service.js";
 
-const Service = Type.Object({
-  id: Type.String(),
-  binary: Type.String(),
-  host: Type.String(),
-  zone: Type.String(),
-  status: Type.String(),
-  state: Type.String(),
-  updated_at: Nullable(Type.String()),
-  disabled_reason: Nullable(Type.String()),
-  forced_down: Type.Boolean(),
-});
 
 const UpdateBody = Type.Object(
   {

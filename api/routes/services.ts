@@ -4,20 +4,10 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { RouteDeps } from "../app.js";
 import { DEFAULT_AZ, loadComputeHosts } from "../compute-hosts.js";
 import { requireAdmin } from "../policy.js";
-import { errors, Nullable } from "../schemas/common.js";
+import { errors } from "../schemas/common.js";
 import { hostZones } from "./availability-zones.js";
+import { Service } from "../schemas/service.js";
 
-const Service = Type.Object({
-  id: Type.String(),
-  binary: Type.String(),
-  host: Type.String(),
-  zone: Type.String(),
-  status: Type.String(),
-  state: Type.String(),
-  updated_at: Nullable(Type.String()),
-  disabled_reason: Nullable(Type.String()),
-  forced_down: Type.Boolean(),
-});
 
 export const serviceRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, config }) => {
   const app = plain.withTypeProvider<TypeBoxTypeProvider>();
