@@ -41,6 +41,21 @@ export interface AgentOptions {
   powerSyncIntervalSec?: number;
   /** What to do with a domain the conductor says has no live instance here (Nova's running_deleted_instance_action). */
   orphanAction?: "reap" | "log" | "noop";
+  /** Connections shared by the many agents of one process (compute-agent/sim); absent: the agent opens its own. */
+  shared?: SharedAgentConnections;
+  /** false: start() registers without taking jobs, until consume() (default true). */
+  consumeOnStart?: boolean;
+}
+
+/**
+ * What many agents in one process share. The owner writes every host's heartbeat
+ * (one HSET per interval) and closes these after the agents.
+ */
+export interface SharedAgentConnections {
+  /** Producer queues (reports) on one connection. */
+  queues: QueueSet;
+  /** The Workers' connection for non-blocking commands; each Worker still opens its own blocking one. */
+  workerRedis: Redis;
 }
 
 /** BullMQ states in which a job will still run by itself. */
@@ -63,13 +78,14 @@ export class ComputeAgent {
   /** Ids of the jobs this process has taken and not finished. */
   private readonly pending = new Set<string>();
   private worker: Worker<ComputeJob> | null = null;
+  private lastJobAt = 0;
   private heartbeat: NodeJS.Timeout | null = null;
   private syncTimer: NodeJS.Timeout | null = null;
   private syncing: Promise<void> | null = null;
   private stopping = false;
 
   constructor(private readonly opts: AgentOptions) {
-    this.reports = new QueueSet(opts.redisUrl, opts.queuePrefix);
+    this.reports = opts.shared?.queues ?? new QueueSet(opts.redisUrl, opts.queuePrefix);
   }
 
   get queueName(): string {
@@ -79,7 +95,7 @@ export class ComputeAgent {
   async start(): Promise<void> {
     const { driver, log } = this.opts;
     const resources = await driver.hostResources();
-    await this.beat();
+    if (!this.opts.shared) await this.beat();
     await this.report(
       {
         kind: "register",
@@ -94,17 +110,12 @@ export class ComputeAgent {
       },
       `register-${this.opts.host}-${Date.now()}`,
     );
-    this.heartbeat = setInterval(() => {
-      this.beat().catch((err) => log.warn({ err: String(err) }, "heartbeat failed"));
-    }, this.opts.heartbeatIntervalSec * 1000);
-    this.worker = new Worker<ComputeJob>(this.queueName, (job) => this.handle(job), {
-      connection: workerConnection(this.opts.redisUrl),
-      prefix: this.opts.queuePrefix,
-      concurrency: this.opts.concurrency,
-      ...WORKER_RECOVERY,
-    });
-    this.worker.on("error", (err) => log.warn({ err: String(err) }, "worker error"));
-    this.worker.on("failed", (job, err) => log.warn({ job_id: job?.id, err: String(err) }, "job failed"));
+    if (!this.opts.shared) {
+      this.heartbeat = setInterval(() => {
+        this.beat().catch((err) => log.warn({ err: String(err) }, "heartbeat failed"));
+      }, this.opts.heartbeatIntervalSec * 1000);
+    }
+    if (this.opts.consumeOnStart ?? true) this.consume();
     const every = this.opts.powerSyncIntervalSec ?? 60;
     if (every > 0) {
       this.syncTimer = setInterval(() => {
@@ -114,14 +125,43 @@ export class ComputeAgent {
     log.info({ host: this.opts.host, queue: this.queueName, driver: driver.description }, "compute agent ready");
   }
 
+  /** Starts taking jobs from this host's queue (a no-op while a worker runs). */
+  consume(): void {
+    if (this.worker || this.stopping) return;
+    const { log } = this.opts;
+    this.lastJobAt = Date.now();
+    const worker = new Worker<ComputeJob>(this.queueName, (job) => this.handle(job), {
+      connection: this.opts.shared?.workerRedis ?? workerConnection(this.opts.redisUrl),
+      prefix: this.opts.queuePrefix,
+      concurrency: this.opts.concurrency,
+      ...WORKER_RECOVERY,
+    });
+    worker.on("error", (err) => log.warn({ err: String(err) }, "worker error"));
+    worker.on("failed", (job, err) => log.warn({ job_id: job?.id, err: String(err) }, "job failed"));
+    this.worker = worker;
+  }
+
+  /** Milliseconds since this agent's worker last took or finished a job; null when it holds one or has no worker. */
+  idleMs(now = Date.now()): number | null {
+    if (!this.worker || this.pending.size > 0) return null;
+    return now - this.lastJobAt;
+  }
+
+  /** Stops taking jobs once the operations in hand are done (consume() starts again). */
+  async release(): Promise<void> {
+    const worker = this.worker;
+    this.worker = null;
+    await worker?.close();
+  }
+
   /** Finishes the operation in hand (and a sync under way), then stops taking jobs. */
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.syncTimer) clearInterval(this.syncTimer);
-    await this.worker?.close();
+    await this.release();
     await this.syncing?.catch(() => {});
-    await this.reports.close();
+    if (!this.opts.shared) await this.reports.close();
   }
 
   /**
@@ -154,7 +194,6 @@ export class ComputeAgent {
    */
   private async reconcile(job: Extract<ComputeJob, { kind: "reconcile" }>): Promise<void> {
     const log = this.opts.log.child({ request_id: job.request_id });
-    const own = this.reports.get(this.queueName);
     const counts = { expected: job.expected.length, reported_spawned: 0, reported_failed: 0, left_queued: 0, deletes_finished: 0 };
     for (const inst of job.expected) {
       const ref: InstanceRef = { instance_id: inst.instance_id, instance_name: inst.instance_name };
@@ -174,7 +213,7 @@ export class ComputeAgent {
         }
         const spawnJobId = `spawn-${inst.instance_id}-${inst.attempt}`;
         if (this.pending.has(spawnJobId)) return;
-        const state = await own.getJobState(spawnJobId);
+        const state = await this.reports.get(this.queueName).getJobState(spawnJobId);
         if (STILL_QUEUED.has(state)) {
           counts.left_queued++;
           return;
@@ -222,6 +261,7 @@ export class ComputeAgent {
 
   private async handle(job: Job<ComputeJob>): Promise<string | void> {
     const data = job.data;
+    this.lastJobAt = Date.now();
     // A console read does not wait behind a long operation on the same instance.
     if (data.kind === "console") return this.opts.driver.consoleOutput(data.instance);
     if (data.kind === "reconcile") return this.reconcile(data);
@@ -233,6 +273,7 @@ export class ComputeAgent {
       return await this.serial.run(instanceId, () => this.dispatch(data));
     } finally {
       this.pending.delete(id);
+      this.lastJobAt = Date.now();
     }
   }
 
