@@ -1,105 +1,62 @@
 /**
- * Reads the hosts a request could go to: compute services enabled, not forced down and
- * heard from recently, with each provider's inventory, usage and generation read in
- * one statement, so usage and generation belong together.
+ * Hosts read straight from Postgres, for the paths that decide on one host inside a
+ * transaction (a reschedule to an alternate, a same-host resize), and the server group
+ * a boot joined. The scheduler's own decisions read the in-memory view instead.
  */
 import type { Knex } from "knex";
-import type { ResourceClass } from "../common/messages.js";
 import type { ServerGroupPolicy, ServerGroupSpec } from "./filters/types.js";
 import type { HostState } from "./host-state.js";
+import { readAggregates, readHosts } from "./host-state-rows.js";
 
-interface Row {
-  provider_id: string;
-  host: string;
-  hypervisor_hostname: string;
-  generation: number;
-  availability_zone: string | null;
-  resource_class: ResourceClass;
-  total: number;
-  reserved: number;
-  min_unit: number;
-  max_unit: number;
-  step_size: number;
-  allocation_ratio: number;
-  used: number;
-  instance_count: number;
+/** A host that can take work now: enabled, not forced down, heard from within the down time. */
+export function isUsable(h: HostState, upSinceMs: number): boolean {
+  return h.enabled && !h.forcedDown && h.lastSeenMs > upSinceMs;
 }
 
 export async function loadCandidates(db: Knex | Knex.Transaction, serviceDownTimeSec: number, providerId?: string): Promise<HostState[]> {
-  const params: (string | number)[] = [serviceDownTimeSec];
-  let extra = "";
-  if (providerId) {
-    extra = "AND rp.id = ?";
-    params.push(providerId);
-  }
-  const { rows } = (await db.raw(
-    `SELECT rp.id AS provider_id, cs.host, cs.hypervisor_hostname, rp.generation,
-            -- (compute extras) an aggregate's availability zone wins over the one the service registered
-            COALESCE((SELECT a.availability_zone FROM aggregates a JOIN aggregate_hosts ah ON ah.aggregate_id = a.id
-                       WHERE ah.host = cs.host AND a.availability_zone IS NOT NULL ORDER BY a.id LIMIT 1),
-                     cs.availability_zone) AS availability_zone,
-            inv.resource_class, inv.total, inv.reserved, inv.min_unit, inv.max_unit, inv.step_size, inv.allocation_ratio,
-            COALESCE(u.used, 0)::int AS used,
-            COALESCE(c.n, 0)::int AS instance_count
-       FROM resource_providers rp
-       JOIN compute_services cs ON cs.id = rp.compute_service_id
-       JOIN inventories inv ON inv.provider_id = rp.id
-       LEFT JOIN (SELECT provider_id, resource_class, sum(used) AS used FROM allocations GROUP BY 1, 2) u
-              ON u.provider_id = rp.id AND u.resource_class = inv.resource_class
-       LEFT JOIN (SELECT provider_id, count(DISTINCT consumer_id) AS n FROM allocations GROUP BY 1) c
-              ON c.provider_id = rp.id
-      WHERE cs.status = 'enabled' AND NOT cs.forced_down
-        AND cs.last_seen_at > now() - make_interval(secs => ?) ${extra}`,
-    params,
-  )) as { rows: Row[] };
-  const hosts = new Map<string, HostState>();
-  for (const r of rows) {
-    let h = hosts.get(r.provider_id);
-    if (!h) {
-      h = {
-        providerId: r.provider_id,
-        host: r.host,
-        hypervisorHostname: r.hypervisor_hostname,
-        generation: r.generation,
-        availabilityZone: r.availability_zone,
-        resources: {},
-        instanceCount: r.instance_count,
-      };
-      hosts.set(r.provider_id, h);
-    }
-    h.resources[r.resource_class] = {
-      total: r.total,
-      reserved: r.reserved,
-      min_unit: r.min_unit,
-      max_unit: r.max_unit,
-      step_size: r.step_size,
-      allocation_ratio: r.allocation_ratio,
-      used: r.used,
-    };
-  }
-  return [...hosts.values()];
+  const aggregates = await readAggregates(db);
+  const read = await readHosts(db, providerId ? { ids: [providerId] } : { all: true }, aggregates);
+  const upSince = Date.now() - serviceDownTimeSec * 1000;
+  return read.map((r) => r.state).filter((h) => isUsable(h, upSince));
 }
 
 /**
- * (compute extras) The server group an instance joined at boot, with the hosts of its
- * other placed, undeleted members. Locks the group row for the rest of the placement
- * transaction, so two members of one group are never placed at the same time and a
- * hard policy cannot be broken by a race between schedulers.
+ * (compute extras) The server groups of some instances, with the hosts of each group's
+ * placed, undeleted members. Locks the group rows (in id order, so two schedulers never
+ * deadlock) for the rest of the placement transaction: two members of one group are
+ * never placed at the same time, and a hard policy cannot be broken by a race.
  */
-export async function loadServerGroupSpec(trx: Knex.Transaction, instanceId: string): Promise<ServerGroupSpec | null> {
-  const group: { id: string; policy: ServerGroupPolicy } | undefined = await trx("server_groups as g")
-    .join("server_group_members as m", "m.group_id", "g.id")
-    .where("m.instance_id", instanceId)
-    .first("g.id", "g.policy");
-  if (!group) return null;
-  await trx("server_groups").where({ id: group.id }).forUpdate().first("id");
-  const rows: { host: string; n: number }[] = await trx("server_group_members as m")
+export async function loadServerGroupSpecs(trx: Knex.Transaction, instanceIds: string[]): Promise<Map<string, ServerGroupSpec>> {
+  const out = new Map<string, ServerGroupSpec>();
+  if (instanceIds.length === 0) return out;
+  const memberships: { instance_id: string; group_id: string; policy: ServerGroupPolicy }[] = await trx("server_group_members as m")
+    .join("server_groups as g", "g.id", "m.group_id")
+    .whereIn("m.instance_id", instanceIds)
+    .select("m.instance_id", "m.group_id", "g.policy");
+  if (memberships.length === 0) return out;
+  const groupIds = [...new Set(memberships.map((m) => m.group_id))].sort();
+  for (const id of groupIds) await trx("server_groups").where({ id }).forUpdate().first("id");
+  const rows: { group_id: string; host: string; n: number }[] = await trx("server_group_members as m")
     .join("instances as i", "i.id", "m.instance_id")
-    .where("m.group_id", group.id)
-    .whereNot("m.instance_id", instanceId)
+    .whereIn("m.group_id", groupIds)
+    .whereNotIn("m.instance_id", instanceIds)
     .whereNot("i.vm_state", "deleted")
     .whereNotNull("i.host")
-    .groupBy("i.host")
-    .select("i.host", trx.raw("count(*)::int AS n"));
-  return { id: group.id, policy: group.policy, hosts: Object.fromEntries(rows.map((r) => [r.host, r.n])) };
+    .groupBy("m.group_id", "i.host")
+    .select("m.group_id", "i.host", trx.raw("count(*)::int AS n"));
+  // One spec object per group, shared by the batch's members, so a placement updates the next member's view.
+  const specs = new Map<string, ServerGroupSpec>();
+  for (const m of memberships) {
+    if (!specs.has(m.group_id)) specs.set(m.group_id, { id: m.group_id, policy: m.policy, hosts: {} });
+    out.set(m.instance_id, specs.get(m.group_id)!);
+  }
+  for (const r of rows) specs.get(r.group_id)!.hosts[r.host] = r.n;
+  return out;
+}
+
+/** The hosts of the named instances that still live, for same_host / different_host hints. */
+export async function hostsOfInstances(trx: Knex.Transaction, ids: string[]): Promise<Map<string, string>> {
+  if (ids.length === 0) return new Map();
+  const rows: { id: string; host: string }[] = await trx("instances").whereIn("id", ids).whereNot("vm_state", "deleted").whereNotNull("host").select("id", "host");
+  return new Map(rows.map((r) => [r.id, r.host]));
 }

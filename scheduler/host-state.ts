@@ -9,10 +9,24 @@ export interface HostState {
   providerId: string;
   host: string;
   hypervisorHostname: string;
+  /** The provider generation the usage below was read at: the claim's compare-and-set. */
   generation: number;
   availabilityZone: string | null;
   resources: Partial<Record<ResourceClass, ResourceUsage>>;
   instanceCount: number;
+  /** Service status (ComputeFilter): enabled, not forced down, heard from recently. */
+  enabled: boolean;
+  forcedDown: boolean;
+  /** Epoch ms of the last heartbeat copied into Postgres. */
+  lastSeenMs: number;
+  /** As registered: "QEMU", "KVM", "fake", "test". */
+  hypervisorType: string;
+  /** The host's CPU architecture in Nova's spelling ("x86_64", "aarch64"), when known. */
+  cpuArch: string | null;
+  /** The metadata of every aggregate the host is in: key -> the values set for it. */
+  aggregateMetadata: Record<string, string[]>;
+  /** Builds that failed here since the last one that succeeded (BuildFailureWeigher). */
+  failedBuilds: number;
 }
 
 export type ResourceRequest = Partial<Record<ResourceClass, number>>;
@@ -32,4 +46,14 @@ export function resourcesForFlavor(f: { vcpus: number; ram: number; disk: number
   const out: ResourceRequest = { VCPU: f.vcpus, MEMORY_MB: f.ram };
   if (disk > 0) out.DISK_GB = disk;
   return out;
+}
+
+/** Takes a claimed request off a host's free capacity in the view (after its compare-and-set won). */
+export function consume(host: HostState, resources: ResourceRequest): void {
+  for (const [rc, amount] of Object.entries(resources) as [ResourceClass, number | undefined][]) {
+    const r = host.resources[rc];
+    if (r && amount) r.used += amount;
+  }
+  host.instanceCount += 1;
+  host.generation += 1;
 }

@@ -18,7 +18,11 @@ import { startOpsServer } from "../common/ops-server.js";
 import { applyReport, type ConductorDeps } from "./conductor.js";
 import { startRecovery } from "./recovery.js";
 import { flushHeartbeats } from "./heartbeats.js";
-import { placeInstance } from "./place.js";
+import { HostStateView } from "./host-state-view.js";
+import { placeBatch, placeInstance } from "./place.js";
+
+/** Boots placed per transaction: a multi-create, or whatever is waiting, up to this many. */
+const PLACEMENT_BATCH = 32;
 
 const config = loadConfig();
 const log = createLogger("cirrus-scheduler", config.logLevel);
@@ -29,9 +33,11 @@ const queues = new QueueSet(config.redisUrl, config.queuePrefix);
 const relay = new OutboxRelay({ db, databaseUrl: config.databaseUrl, queues, log });
 await relay.start();
 
+const view = new HostStateView(db);
 const deps: ConductorDeps = {
   db,
   log,
+  view,
   serviceDownTimeSec: config.serviceDownTimeSec,
   maxAttempts: config.schedulerMaxAttempts,
   orphanGraceSec: config.recovery.orphanGraceSec,
@@ -47,11 +53,17 @@ await flushHeartbeats(redis, db, config.queuePrefix).catch((err) => log.warn({ e
 const scheduler = new Worker<ScheduleJob>(
   SCHEDULE_QUEUE,
   async (job) => {
-    const outcome = await placeInstance(deps, job.data.instance_id, job.data.request_id);
-    log.info({ instance_id: job.data.instance_id, request_id: job.data.request_id, outcome }, "schedule request handled");
-    return outcome;
+    // The job is a wake-up: the batch takes this boot first and whatever else is waiting.
+    const id = job.data.instance_id;
+    const outcomes = await placeBatch(deps, { pending: PLACEMENT_BATCH, first: id });
+    // Not in the batch: another scheduler holds it. Wait for that one to finish, then look again.
+    const own = outcomes.get(id) ?? (await placeInstance(deps, id));
+    for (const [instance_id, outcome] of outcomes) {
+      if (outcome !== "skipped") log.info({ instance_id, outcome, batch: outcomes.size }, "placement decided");
+    }
+    return own;
   },
-  { connection, prefix: config.queuePrefix, concurrency: 8, ...WORKER_RECOVERY },
+  { connection, prefix: config.queuePrefix, concurrency: 4, ...WORKER_RECOVERY },
 );
 
 const conductor = new Worker<Report>(
@@ -70,7 +82,9 @@ for (const w of [scheduler, conductor]) {
 }
 
 const heartbeatTimer = setInterval(() => {
-  flushHeartbeats(redis, db, config.queuePrefix).catch((err) => log.warn({ err: String(err) }, "heartbeat flush failed"));
+  flushHeartbeats(redis, db, config.queuePrefix)
+    .then(() => view.refreshLiveness())
+    .catch((err) => log.warn({ err: String(err) }, "heartbeat flush failed"));
 }, 2000);
 
 // Deadlines, local deletes of servers on down hosts, jobs lost from Redis (scheduler/recovery.ts).

@@ -35,7 +35,7 @@ export function sanitizeHostname(name: string, fallback = "server"): string {
 
 /** The SSH key a server was booted with, from the key_pairs table (as Nova reads it at boot). */
 async function publicKeys(trx: Knex | Knex.Transaction, source: SpawnSource): Promise<{ name: string; type: string; data: string }[]> {
-  if (!source.key_name || !(await trx.schema.hasTable("key_pairs"))) return [];
+  if (!source.key_name) return [];
   const row: { name: string; type: string; public_key: string } | undefined = await trx("key_pairs")
     .where({ user_id: source.user_id, name: source.key_name })
     .first("name", "type", "public_key");

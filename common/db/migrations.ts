@@ -8,6 +8,8 @@ import * as m002 from "../../migrations/002_compute_extras.js";
 import * as m003 from "../../migrations/003_server_features.js";
 import * as m004 from "../../migrations/004_networking.js";
 import * as m005 from "../../migrations/005_resilience.js";
+import * as m006 from "../../migrations/006_placement_scale.js";
+import * as m007 from "../../migrations/007_list_indexes.js";
 import type { Db } from "./knex.js";
 
 const ALL: Record<string, Knex.Migration> = {
@@ -16,6 +18,8 @@ const ALL: Record<string, Knex.Migration> = {
   "003_server_features": m003,
   "004_networking": m004,
   "005_resilience": m005,
+  "006_placement_scale": m006,
+  "007_list_indexes": m007,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

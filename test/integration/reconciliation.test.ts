@@ -186,8 +186,9 @@ describe("deadlines", () => {
     await flushHeartbeats(redis, t.db, prefix);
     const res = await srv().post("/v2.1/servers").set(auth).send({ server: { name: "stuck-build", flavorRef: "tiny", imageRef: imageId, networks: "none" } });
     const id = res.body.server.id as string;
-    // Pretend it was claimed long ago and the agent never answered.
-    await waitFor("placed", async () => (await t.db("instances").where({ id }).first())?.host, 10_000, 50);
+    // Pretend it was claimed long ago and the agent never answered. Wait until the agent's
+    // reports have all landed first, so none of them can overtake the rewind below.
+    await waitFor("ACTIVE", async () => (await server(id)).status === "ACTIVE", 10_000, 50);
     await t.db("instances").where({ id }).update({ vm_state: "building", task_state: "spawning", created_at: t.db.raw("now() - interval '1 hour'") });
     const counts = await sweep({ ...deps, recovery: { ...recovery, buildTimeoutSec: 60 }, redis: producerConnection(TEST_REDIS_URL), queuePrefix: prefix });
     expect(counts.buildTimeouts).toBe(1);

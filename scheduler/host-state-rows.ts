@@ -1,0 +1,166 @@
+/**
+ * Reading hosts out of Postgres into HostState: every provider with its service's
+ * status and its inventory and usage, in one statement per set of providers so that
+ * usage and generation belong together. The view and the conductor's reschedule both
+ * read hosts through here.
+ */
+import type { Knex } from "knex";
+import type { ResourceClass } from "../common/messages.js";
+import type { HostState } from "./host-state.js";
+
+interface ProviderRow {
+  provider_id: string;
+  host: string;
+  hypervisor_hostname: string;
+  generation: string | number;
+  status: string;
+  forced_down: boolean;
+  service_zone: string | null;
+  hypervisor_type: string;
+  cpu_arch: string | null;
+  failed_builds: number;
+  last_seen_ms: string | number;
+  resource_class: ResourceClass | null;
+  total: number;
+  reserved: number;
+  min_unit: number;
+  max_unit: number;
+  step_size: number;
+  allocation_ratio: number;
+  used: number;
+  instance_count: number;
+}
+
+/** The zone and metadata a host's aggregates give it. */
+export interface HostAggregates {
+  /** The zone of the host's first aggregate (by id) that sets one. */
+  zone: string | null;
+  metadata: Record<string, string[]>;
+}
+
+export type Which = { all: true } | { ids: string[] } | { changedSince: Date };
+
+/** A host as read, with the zone its service registered (an aggregate's zone may override it). */
+export interface ReadHost {
+  state: HostState;
+  serviceZone: string | null;
+}
+
+/** Providers (all, some, or those changed since a time) as HostState, with aggregate data applied. */
+export async function readHosts(db: Knex | Knex.Transaction, which: Which, aggregates: Map<string, HostAggregates>): Promise<ReadHost[]> {
+  let where = "TRUE";
+  const params: Knex.RawBinding[] = [];
+  if ("ids" in which) {
+    if (which.ids.length === 0) return [];
+    where = "rp.id = ANY(?::uuid[])";
+    params.push(`{${which.ids.join(",")}}`);
+  } else if ("changedSince" in which) {
+    where = "rp.changed_at > ?";
+    params.push(which.changedSince);
+  }
+  const { rows } = (await db.raw(
+    `WITH p AS (SELECT rp.id, rp.generation, rp.compute_service_id FROM resource_providers rp WHERE ${where})
+     SELECT p.id AS provider_id, p.generation, cs.host, cs.hypervisor_hostname, cs.status, cs.forced_down,
+            cs.availability_zone AS service_zone, cs.hypervisor_type, cs.cpu_arch, cs.failed_builds,
+            (extract(epoch FROM cs.last_seen_at) * 1000)::bigint AS last_seen_ms,
+            inv.resource_class, inv.total, inv.reserved, inv.min_unit, inv.max_unit, inv.step_size, inv.allocation_ratio,
+            COALESCE(u.used, 0)::int AS used, COALESCE(c.n, 0)::int AS instance_count
+       FROM p
+       JOIN compute_services cs ON cs.id = p.compute_service_id
+       LEFT JOIN inventories inv ON inv.provider_id = p.id
+       LEFT JOIN (SELECT a.provider_id, a.resource_class, sum(a.used) AS used FROM allocations a JOIN p ON p.id = a.provider_id GROUP BY 1, 2) u
+              ON u.provider_id = p.id AND u.resource_class = inv.resource_class
+       LEFT JOIN (SELECT a.provider_id, count(DISTINCT a.consumer_id) AS n FROM allocations a JOIN p ON p.id = a.provider_id GROUP BY 1) c
+              ON c.provider_id = p.id`,
+    params,
+  )) as { rows: ProviderRow[] };
+  const hosts = new Map<string, ReadHost>();
+  for (const r of rows) {
+    let h = hosts.get(r.provider_id)?.state;
+    if (!h) {
+      h = {
+        providerId: r.provider_id,
+        host: r.host,
+        hypervisorHostname: r.hypervisor_hostname,
+        generation: Number(r.generation),
+        availabilityZone: r.service_zone,
+        resources: {},
+        instanceCount: r.instance_count,
+        enabled: r.status === "enabled",
+        forcedDown: r.forced_down,
+        lastSeenMs: Number(r.last_seen_ms),
+        hypervisorType: r.hypervisor_type,
+        cpuArch: r.cpu_arch,
+        aggregateMetadata: {},
+        failedBuilds: r.failed_builds,
+      };
+      applyAggregates(h, r.service_zone, aggregates.get(r.host));
+      hosts.set(r.provider_id, { state: h, serviceZone: r.service_zone });
+    }
+    if (r.resource_class === null) continue;
+    h.resources[r.resource_class] = {
+      total: r.total,
+      reserved: r.reserved,
+      min_unit: r.min_unit,
+      max_unit: r.max_unit,
+      step_size: r.step_size,
+      allocation_ratio: r.allocation_ratio,
+      used: r.used,
+    };
+  }
+  return [...hosts.values()];
+}
+
+/** An aggregate's zone wins over the one the service registered (as Nova's host aggregates do). */
+export function applyAggregates(h: HostState, serviceZone: string | null, agg: HostAggregates | undefined): void {
+  h.availabilityZone = agg?.zone ?? serviceZone;
+  h.aggregateMetadata = agg?.metadata ?? {};
+}
+
+/** Every host's aggregate zone and metadata values. */
+export async function readAggregates(db: Knex | Knex.Transaction): Promise<Map<string, HostAggregates>> {
+  const rows: { host: string; availability_zone: string | null; metadata: Record<string, unknown> | null }[] = await db("aggregate_hosts as ah")
+    .join("aggregates as a", "a.id", "ah.aggregate_id")
+    .orderBy("a.id")
+    .select("ah.host", "a.availability_zone", "a.metadata");
+  const out = new Map<string, HostAggregates>();
+  for (const r of rows) {
+    let agg = out.get(r.host);
+    if (!agg) out.set(r.host, (agg = { zone: null, metadata: {} }));
+    if (agg.zone === null && r.availability_zone) agg.zone = r.availability_zone;
+    for (const [k, v] of Object.entries(r.metadata ?? {})) {
+      if (v === null || v === undefined) continue;
+      const values = (agg.metadata[k] ??= []);
+      const s = String(v);
+      if (!values.includes(s)) values.push(s);
+    }
+  }
+  return out;
+}
+
+export interface ServiceRow {
+  host: string;
+  status: string;
+  forced_down: boolean;
+  availability_zone: string | null;
+  hypervisor_type: string;
+  hypervisor_hostname: string;
+  cpu_arch: string | null;
+  failed_builds: number;
+  last_seen_ms: string | number;
+}
+
+/** Services whose scheduling-relevant fields changed since a time (heartbeats do not count). */
+export async function readChangedServices(db: Knex | Knex.Transaction, since: Date): Promise<ServiceRow[]> {
+  return db("compute_services")
+    .where("changed_at", ">", since)
+    .select(
+      "host", "status", "forced_down", "availability_zone", "hypervisor_type", "hypervisor_hostname", "cpu_arch", "failed_builds",
+      db.raw("(extract(epoch FROM last_seen_at) * 1000)::bigint AS last_seen_ms"),
+    );
+}
+
+/** Every service's last heartbeat, epoch ms. */
+export async function readLiveness(db: Knex | Knex.Transaction): Promise<{ host: string; last_seen_ms: string | number }[]> {
+  return db("compute_services").select("host", db.raw("(extract(epoch FROM last_seen_at) * 1000)::bigint AS last_seen_ms"));
+}

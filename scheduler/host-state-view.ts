@@ -1,0 +1,179 @@
+/**
+ * The scheduler's picture of every host, held in memory and refreshed incrementally,
+ * so a decision at 10,000 hosts does not re-read 10,000 hosts.
+ *
+ * What changed is found through `changed_at` columns that triggers keep (migration
+ * 006): a provider's row changes with every claim and release (its generation is
+ * bumped), a service's row when anything but its heartbeat changes, and one epoch row
+ * when aggregates change. A refresh reads only rows changed since its mark. The mark is
+ * the older of "now" and the start of the oldest write transaction still open, because
+ * a transaction that commits later may have stamped its rows before the refresh ran.
+ * Heartbeats (last_seen_at) are re-read as a whole on a slower timer.
+ *
+ * The view can still be behind the database: the claim's compare-and-set decides, a
+ * lost one reloads that provider, and a full re-read now and then bounds any drift.
+ */
+import type { Knex } from "knex";
+import type { HostState } from "./host-state.js";
+import { applyAggregates, readAggregates, readChangedServices, readHosts, readLiveness, type HostAggregates, type ReadHost } from "./host-state-rows.js";
+
+export interface ViewOptions {
+  /** How stale heartbeats may be before a refresh re-reads them (ms). */
+  livenessMaxAgeMs: number;
+  /** A full re-read at least this often (ms), a bound on any drift. */
+  fullResyncMs: number;
+}
+
+export const DEFAULT_VIEW_OPTIONS: ViewOptions = { livenessMaxAgeMs: 2_000, fullResyncMs: 300_000 };
+
+interface Marks {
+  mark: Date;
+  aggregatesAt: string;
+}
+
+export class HostStateView {
+  private readonly byProvider = new Map<string, HostState>();
+  private readonly providerOfHost = new Map<string, string>();
+  private list: HostState[] | null = null;
+  private aggregates = new Map<string, HostAggregates>();
+  private aggregatesAt: string | null = null;
+  private since: Date | null = null;
+  private loadedAt = 0;
+  private livenessAt = 0;
+  private stale = new Set<string>();
+  private inFlight: Promise<void> | null = null;
+
+  constructor(
+    private readonly db: Knex,
+    private readonly opts: ViewOptions = DEFAULT_VIEW_OPTIONS,
+  ) {}
+
+  /** Every registered host (usable or not: the filters decide). Do not mutate the array. */
+  hosts(): HostState[] {
+    return (this.list ??= [...this.byProvider.values()]);
+  }
+
+  get size(): number {
+    return this.byProvider.size;
+  }
+
+  /** Brings the view up to date with what has committed; concurrent callers share one refresh. */
+  async refresh(): Promise<void> {
+    if (!this.inFlight) {
+      this.inFlight = this.doRefresh().finally(() => {
+        this.inFlight = null;
+      });
+    }
+    return this.inFlight;
+  }
+
+  /** Re-reads the heartbeats of every host now (the scheduler also runs this on a timer). */
+  async refreshLiveness(): Promise<void> {
+    const at = Date.now();
+    for (const r of await readLiveness(this.db)) {
+      const id = this.providerOfHost.get(r.host);
+      const h = id ? this.byProvider.get(id) : undefined;
+      if (h) h.lastSeenMs = Number(r.last_seen_ms);
+    }
+    this.livenessAt = at;
+  }
+
+  /** Re-reads some providers, e.g. after losing a compare-and-set on them, inside the caller's transaction. */
+  async reload(db: Knex | Knex.Transaction, providerIds: string[]): Promise<void> {
+    const fresh = await readHosts(db, { ids: providerIds }, this.aggregates);
+    const found = new Set(fresh.map((h) => h.state.providerId));
+    for (const h of fresh) this.put(h);
+    for (const id of providerIds) if (!found.has(id)) this.remove(id);
+  }
+
+  /** Marks providers whose in-memory usage may be wrong (a transaction that claimed on them rolled back). */
+  invalidate(providerIds: Iterable<string>): void {
+    for (const id of providerIds) this.stale.add(id);
+  }
+
+  private async doRefresh(): Promise<void> {
+    const marks = await this.readMarks();
+    const full = this.since === null || Date.now() - this.loadedAt > this.opts.fullResyncMs;
+    if (full) {
+      this.aggregates = await readAggregates(this.db);
+      const hosts = await readHosts(this.db, { all: true }, this.aggregates);
+      this.byProvider.clear();
+      this.providerOfHost.clear();
+      this.serviceZones.clear();
+      this.list = null;
+      for (const h of hosts) this.put(h);
+      this.loadedAt = Date.now();
+      this.livenessAt = this.loadedAt;
+      this.stale.clear();
+    } else {
+      if (marks.aggregatesAt !== this.aggregatesAt) {
+        this.aggregates = await readAggregates(this.db);
+        for (const h of this.byProvider.values()) applyAggregates(h, this.serviceZone(h), this.aggregates.get(h.host));
+      }
+      for (const h of await readHosts(this.db, { changedSince: this.since! }, this.aggregates)) {
+        this.stale.delete(h.state.providerId);
+        this.put(h);
+      }
+      for (const s of await readChangedServices(this.db, this.since!)) {
+        const id = this.providerOfHost.get(s.host);
+        const h = id ? this.byProvider.get(id) : undefined;
+        if (!h) continue;
+        h.enabled = s.status === "enabled";
+        h.forcedDown = s.forced_down;
+        h.hypervisorType = s.hypervisor_type;
+        h.hypervisorHostname = s.hypervisor_hostname;
+        h.cpuArch = s.cpu_arch;
+        h.failedBuilds = s.failed_builds;
+        h.lastSeenMs = Number(s.last_seen_ms);
+        this.serviceZones.set(h.providerId, s.availability_zone);
+        applyAggregates(h, s.availability_zone, this.aggregates.get(h.host));
+      }
+      if (this.stale.size > 0) {
+        const ids = [...this.stale];
+        this.stale.clear();
+        await this.reload(this.db, ids);
+      }
+      if (Date.now() - this.livenessAt > this.opts.livenessMaxAgeMs) await this.refreshLiveness();
+    }
+    this.since = marks.mark;
+    this.aggregatesAt = marks.aggregatesAt;
+  }
+
+  /** The zone each service registered, kept so a change of aggregates can be re-applied. */
+  private readonly serviceZones = new Map<string, string | null>();
+
+  private serviceZone(h: HostState): string | null {
+    return this.serviceZones.get(h.providerId) ?? null;
+  }
+
+  private put({ state, serviceZone }: ReadHost): void {
+    const old = this.byProvider.get(state.providerId);
+    this.serviceZones.set(state.providerId, serviceZone);
+    // Callers may hold the old object (a ranked list): update it in place.
+    if (old) Object.assign(old, state);
+    else {
+      this.byProvider.set(state.providerId, state);
+      this.list = null;
+    }
+    this.providerOfHost.set(state.host, state.providerId);
+  }
+
+  private remove(providerId: string): void {
+    const h = this.byProvider.get(providerId);
+    if (!h) return;
+    this.byProvider.delete(providerId);
+    this.providerOfHost.delete(h.host);
+    this.serviceZones.delete(providerId);
+    this.list = null;
+  }
+
+  private async readMarks(): Promise<Marks> {
+    const { rows } = (await this.db.raw(
+      `SELECT least(clock_timestamp(),
+                    (SELECT min(xact_start) FROM pg_stat_activity
+                      WHERE backend_xid IS NOT NULL AND datname = current_database() AND pid <> pg_backend_pid())) AS mark,
+              (SELECT aggregates_changed_at::text FROM scheduler_epochs WHERE id = 1) AS aggregates_at`,
+    )) as { rows: { mark: Date; aggregates_at: string | null }[] };
+    return { mark: rows[0]!.mark, aggregatesAt: rows[0]!.aggregates_at ?? "" };
+  }
+}

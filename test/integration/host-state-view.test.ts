@@ -1,0 +1,108 @@
+/**
+ * The scheduler's in-memory host view against a real Postgres: it sees claims,
+ * releases, service and aggregate changes made by others through incremental reads,
+ * including a change stamped before a refresh but committed after it.
+ */
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { releaseAllocations } from "../../common/db/allocations.js";
+import { claim } from "../../scheduler/claim.js";
+import { HostStateView } from "../../scheduler/host-state-view.js";
+import { createTestDatabase, type TestDatabase } from "../support/services.js";
+
+let t: TestDatabase;
+let view: HostStateView;
+
+async function addHost(host: string, vcpus = 8): Promise<string> {
+  const serviceId = randomUUID();
+  const providerId = randomUUID();
+  await t.db.transaction(async (trx) => {
+    await trx("compute_services").insert({
+      id: serviceId, host, hypervisor_type: "QEMU", hypervisor_version: 1, hypervisor_hostname: host,
+      host_ip: "192.0.2.1", libvirt_uri: "test:///default", cpu_arch: "x86_64",
+    });
+    await trx("resource_providers").insert({ id: providerId, name: host, compute_service_id: serviceId });
+    await trx("inventories").insert([
+      { provider_id: providerId, resource_class: "VCPU", total: vcpus, max_unit: vcpus },
+      { provider_id: providerId, resource_class: "MEMORY_MB", total: 4096, max_unit: 4096 },
+    ]);
+  });
+  return providerId;
+}
+
+const hostNamed = (name: string) => view.hosts().find((h) => h.host === name)!;
+
+beforeAll(async () => {
+  t = await createTestDatabase();
+  view = new HostStateView(t.db, { livenessMaxAgeMs: 0, fullResyncMs: 3_600_000 });
+});
+afterAll(async () => t?.drop());
+
+describe("HostStateView", () => {
+  it("loads every host with its inventory, usage and service status", async () => {
+    await addHost("v-1");
+    await addHost("v-2", 4);
+    await view.refresh();
+    expect(view.size).toBe(2);
+    expect(hostNamed("v-2")).toMatchObject({ enabled: true, forcedDown: false, cpuArch: "x86_64", hypervisorType: "QEMU", instanceCount: 0 });
+    expect(hostNamed("v-2").resources.VCPU).toMatchObject({ total: 4, used: 0 });
+  });
+
+  it("sees hosts added later and claims and releases made by another scheduler", async () => {
+    await addHost("v-3");
+    await view.refresh();
+    expect(view.size).toBe(3);
+    const v1 = hostNamed("v-1");
+    const consumer = randomUUID();
+    await t.db.transaction(async (trx) => {
+      expect(await claim(trx, { ...v1 }, consumer, { VCPU: 2, MEMORY_MB: 512 })).toBe(true);
+    });
+    await view.refresh();
+    expect(hostNamed("v-1").resources.VCPU!.used).toBe(2);
+    expect(hostNamed("v-1").instanceCount).toBe(1);
+    expect(hostNamed("v-1").generation).toBe(v1.generation);
+    await t.db.transaction((trx) => releaseAllocations(trx, consumer));
+    await view.refresh();
+    expect(hostNamed("v-1").resources.VCPU!.used).toBe(0);
+    expect(hostNamed("v-1").instanceCount).toBe(0);
+  });
+
+  it("catches a change stamped before a refresh and committed after it", async () => {
+    const v2 = hostNamed("v-2");
+    const consumer = randomUUID();
+    const trx = await t.db.transaction();
+    expect(await claim(trx, { ...v2 }, consumer, { VCPU: 3 })).toBe(true);
+    await view.refresh(); // the claim is not committed yet: not visible
+    expect(hostNamed("v-2").resources.VCPU!.used).toBe(0);
+    await trx.commit();
+    await view.refresh();
+    expect(hostNamed("v-2").resources.VCPU!.used).toBe(3);
+  });
+
+  it("sees a disabled or forced-down service and a new aggregate's zone and metadata", async () => {
+    await t.db("compute_services").where({ host: "v-3" }).update({ status: "disabled" });
+    await t.db("compute_services").where({ host: "v-1" }).update({ forced_down: true });
+    const [agg] = await t.db("aggregates").insert({ uuid: randomUUID(), name: "fast", availability_zone: "az-fast", metadata: { ssd: "true" } }).returning("id");
+    await t.db("aggregate_hosts").insert({ aggregate_id: (agg as { id: number }).id, host: "v-2" });
+    await view.refresh();
+    expect(hostNamed("v-3").enabled).toBe(false);
+    expect(hostNamed("v-1").forcedDown).toBe(true);
+    expect(hostNamed("v-2")).toMatchObject({ availabilityZone: "az-fast", aggregateMetadata: { ssd: ["true"] } });
+    await t.db("aggregate_hosts").where({ host: "v-2" }).delete();
+    await view.refresh();
+    expect(hostNamed("v-2")).toMatchObject({ availabilityZone: null, aggregateMetadata: {} });
+  });
+
+  it("re-reads heartbeats without re-reading providers", async () => {
+    await t.db("compute_services").where({ host: "v-2" }).update({ last_seen_at: t.db.raw("now() - interval '1 hour'") });
+    await view.refresh();
+    expect(Date.now() - hostNamed("v-2").lastSeenMs).toBeGreaterThan(3_000_000);
+  });
+
+  it("reload() forgets a provider that is gone", async () => {
+    const gone = hostNamed("v-3").providerId;
+    await t.db("compute_services").where({ host: "v-3" }).delete();
+    await view.reload(t.db, [gone]);
+    expect(view.hosts().some((h) => h.host === "v-3")).toBe(false);
+  });
+});
