@@ -108,7 +108,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const logsDir = await mkdtemp(path.join(os.tmpdir(), "cirrus-bench-"));
   const port = await freePort();
   const apiUrl = `http://127.0.0.1:${port}`;
-  const headers = { "x-auth-token": token, "content-type": "application/json" };
+  // Only the credential: a bodiless request with a JSON content type is a 400.
+  const headers = { "x-auth-token": token };
 
   await dropDatabase(databaseUrl);
   await ensureDatabase(databaseUrl);
@@ -243,7 +244,11 @@ async function deleteKeys(redisUrl: string, prefix: string): Promise<void> {
 }
 
 async function call(apiUrl: string, headers: Record<string, string>, method: string, url: string, body?: unknown): Promise<any> {
-  const res = await fetch(apiUrl + url, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+  const res = await fetch(apiUrl + url, {
+    method,
+    headers: { ...headers, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
   const text = await res.text();
   if (!res.ok) throw new Error(`${method} ${url} → ${res.status} ${text}`);
   return text ? JSON.parse(text) : null;
