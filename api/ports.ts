@@ -1,7 +1,7 @@
 /**
- * Ports and their fixed IPs, created inside the caller's transaction. The network's
- * subnet rows are locked while addresses are chosen, and the (subnet, address) primary
- * key makes a duplicate impossible even if that lock were skipped.
+ * Ports and their fixed IPs, created inside the caller's transaction. The (subnet,
+ * address) primary key makes a duplicate impossible; IPv4 addresses are claimed without
+ * a subnet-wide lock, so boots on one network do not wait for each other's commits.
  *
  * A port gets one address from each subnet of its network (IPv4 and IPv6), unless a
  * fixed IP is asked for: then, as in Neutron, it gets exactly that address.
@@ -44,32 +44,89 @@ export interface CreatedPort {
   fixed_ips: { subnet_id: string; ip_address: string }[];
 }
 
-async function firstFreeAddress(trx: Knex.Transaction, subnet: SubnetRow): Promise<string | null> {
-  if (subnet.ip_version === 6) {
-    // inet arithmetic over a /64 overflows generate_series' bigint: walk the pools in bigint
-    // past the (few) addresses already taken. The subnet row is locked, so this is race-free.
-    const taken: { ip_address: string }[] = await trx("ip_allocations").where({ subnet_id: subnet.id }).select("ip_address");
-    return firstFreeInPools(6, subnet.allocation_pools, taken.map((t) => t.ip_address));
+/** Addresses past the highest one in use that one claim tries: concurrent boots each take another. */
+const CLAIM_WINDOW = 256;
+/** A claim loses a race only to a boot that committed during it; this many tries are plenty. */
+const CLAIM_ATTEMPTS = 10;
+
+/**
+ * Candidates for an IPv4 claim: usually the addresses after the highest one in use in the
+ * pool (one probe of the (subnet, inet) index); once the pool's top is reached, the pool
+ * walked from its start, for addresses freed since.
+ */
+const AFTER_HIGHEST = `
+  SELECT host(c.addr) AS ip
+    FROM (SELECT max(ip_address::inet) AS m FROM ip_allocations
+           WHERE subnet_id = :subnet AND ip_address::inet BETWEEN :start::inet AND :end::inet) top,
+         generate_series(0, ${CLAIM_WINDOW - 1}) AS g(k),
+         LATERAL (SELECT coalesce(top.m + 1, :start::inet) + g.k AS addr) c
+   WHERE c.addr <= :end::inet AND pg_try_advisory_xact_lock(hashtextextended(:subnet::text || '/' || host(c.addr), 0))
+   LIMIT 1`;
+const FIRST_GAP = `
+  SELECT host(:start::inet + s.n) AS ip
+    FROM generate_series(0, :end::inet - :start::inet) AS s(n)
+   WHERE NOT EXISTS (SELECT 1 FROM ip_allocations a WHERE a.subnet_id = :subnet AND a.ip_address = host(:start::inet + s.n))
+     AND pg_try_advisory_xact_lock(hashtextextended(:subnet::text || '/' || host(:start::inet + s.n), 0))
+   LIMIT 1`;
+
+/**
+ * Claims a free IPv4 address of the subnet for the port without waiting for other boots
+ * on the subnet: a candidate is taken with a transaction-scoped advisory lock (one that
+ * another transaction holds is skipped) and inserted in the same statement; the (subnet,
+ * address) primary key is the judge. Null when the pools have nothing free.
+ */
+async function claimIpv4(trx: Knex.Transaction, subnet: SubnetRow, portId: string): Promise<string | null> {
+  for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
+    let raced = false;
+    for (const pool of subnet.allocation_pools) {
+      for (const candidates of [AFTER_HIGHEST, FIRST_GAP]) {
+        const { rows } = await trx.raw(
+          `WITH cand AS (${candidates}),
+                ins AS (INSERT INTO ip_allocations (subnet_id, ip_address, port_id) SELECT :subnet, ip, :port FROM cand
+                        ON CONFLICT (subnet_id, ip_address) DO NOTHING RETURNING ip_address)
+           SELECT (SELECT ip FROM cand) AS candidate, (SELECT ip_address FROM ins) AS claimed`,
+          { subnet: subnet.id, start: pool.start, end: pool.end, port: portId },
+        );
+        const { candidate, claimed } = rows[0] as { candidate: string | null; claimed: string | null };
+        if (claimed !== null) return claimed;
+        // A candidate free in this statement's snapshot that another boot committed meanwhile: try again.
+        if (candidate !== null) {
+          raced = true;
+          break;
+        }
+      }
+      if (raced) break;
+    }
+    if (!raced) return null;
   }
-  for (const pool of subnet.allocation_pools) {
-    const row = await trx
-      .select(trx.raw("host(?::inet + s.n) AS ip", [pool.start]))
-      .fromRaw(trx.raw("generate_series(0, (?::inet - ?::inet)) AS s(n)", [pool.end, pool.start]))
-      .whereNotExists(function () {
-        this.select(trx.raw("1"))
-          .from("ip_allocations as a")
-          .where("a.subnet_id", subnet.id)
-          .whereRaw("a.ip_address = host(?::inet + s.n)", [pool.start]);
-      })
-      .orderBy("s.n")
-      .first();
-    if (row) return (row as { ip: string }).ip;
-  }
-  return null;
+  throw conflict(`Could not allocate an IP address on subnet ${subnet.id} (${subnet.cidr}): too many concurrent requests; retry.`);
+}
+
+/**
+ * IPv6: inet arithmetic over a /64 overflows generate_series' bigint, so the pools are
+ * walked in bigint past the (few) addresses already taken, with the subnet row locked.
+ */
+async function claimIpv6(trx: Knex.Transaction, subnet: SubnetRow, portId: string): Promise<string | null> {
+  await trx("subnets").where({ id: subnet.id }).forUpdate().first("id");
+  const taken: { ip_address: string }[] = await trx("ip_allocations").where({ subnet_id: subnet.id }).select("ip_address");
+  const address = firstFreeInPools(6, subnet.allocation_pools, taken.map((t) => t.ip_address));
+  if (address === null) return null;
+  await insertAddress(trx, subnet, address, portId);
+  return address;
+}
+
+async function insertAddress(trx: Knex.Transaction, subnet: SubnetRow, address: string, portId: string): Promise<void> {
+  const taken = await trx("ip_allocations")
+    .insert({ subnet_id: subnet.id, ip_address: address, port_id: portId })
+    .onConflict(["subnet_id", "ip_address"])
+    .ignore()
+    .returning("port_id");
+  if (taken.length === 0) throw conflict(`IP address ${address} already allocated in subnet ${subnet.id}.`);
 }
 
 export async function createPort(trx: Knex.Transaction, spec: NewPort): Promise<CreatedPort> {
-  const subnets: SubnetRow[] = await trx("subnets").where({ network_id: spec.networkId }).orderBy([{ column: "created_at" }, { column: "id" }]).forUpdate();
+  // Key-share: the subnets cannot be deleted under us, and boots on them do not queue.
+  const subnets: SubnetRow[] = await trx("subnets").where({ network_id: spec.networkId }).orderBy([{ column: "created_at" }, { column: "id" }]).forKeyShare();
   const id = newId();
   let mac = newMacAddress();
   // A MAC collision is a 1 in 16 million event per port; retry on the unique index.
@@ -118,14 +175,10 @@ export async function createPort(trx: Knex.Transaction, spec: NewPort): Promise<
   }
   const fixedIps: CreatedPort["fixed_ips"] = [];
   for (const w of wanted) {
-    const address = w.address ?? (await firstFreeAddress(trx, w.subnet));
+    let address = w.address;
+    if (address !== null) await insertAddress(trx, w.subnet, address, id);
+    else address = w.subnet.ip_version === 6 ? await claimIpv6(trx, w.subnet, id) : await claimIpv4(trx, w.subnet, id);
     if (address === null) throw conflict(`No more IP addresses available on network ${spec.networkId} (subnet ${w.subnet.id}, ${w.subnet.cidr}).`);
-    const taken = await trx("ip_allocations")
-      .insert({ subnet_id: w.subnet.id, ip_address: address, port_id: id })
-      .onConflict(["subnet_id", "ip_address"])
-      .ignore()
-      .returning("port_id");
-    if (taken.length === 0) throw conflict(`IP address ${address} already allocated in subnet ${w.subnet.id}.`);
     fixedIps.push({ subnet_id: w.subnet.id, ip_address: address });
   }
   return { id, mac_address: mac, fixed_ips: fixedIps };

@@ -37,6 +37,8 @@ export interface Config {
   /** Resilience (issue 7): deadlines, recovery sweeps, reconciliation. See docs/resilience.md. */
   recovery: RecoveryConfig;
   schedulerMaxAttempts: number;
+  /** How much each scheduler weigher counts (Nova's [filter_scheduler] *_weight_multiplier). */
+  weigherMultipliers: WeigherMultipliers;
   agentHost: string;
   agentDriver: "libvirt" | "fake";
   /** Fake driver only: milliseconds each spawn takes (tests hold an operation in flight with it). */
@@ -76,6 +78,38 @@ export interface Config {
 }
 
 export type AuthMode = "oidc" | "dev" | "none";
+
+/**
+ * Each weigher's normalised value is multiplied by its multiplier: positive spreads
+ * (more free is better), negative packs, 0 turns the weigher off.
+ */
+export interface WeigherMultipliers {
+  ram: number;
+  cpu: number;
+  disk: number;
+  /** Positive prefers hosts running more instances, negative fewer. */
+  numInstances: number;
+  /** As Nova's setting: positive sinks hosts with recent failed builds. */
+  buildFailure: number;
+  /** Soft server group policies; never negative, as in Nova. */
+  softAffinity: number;
+  softAntiAffinity: number;
+}
+
+/**
+ * Nova's defaults, except the soft group multipliers: Nova's 1.0 lets RAM and CPU
+ * spreading outvote the soft policy on an empty host, 10 makes the policy win unless a
+ * host is full.
+ */
+export const DEFAULT_WEIGHER_MULTIPLIERS: Readonly<WeigherMultipliers> = Object.freeze({
+  ram: 1.0,
+  cpu: 1.0,
+  disk: 1.0,
+  numInstances: 0.0,
+  buildFailure: 1_000_000.0,
+  softAffinity: 10.0,
+  softAntiAffinity: 10.0,
+});
 
 export interface OidcConfig {
   /** The issuer Cirrus trusts (discovered through /.well-known/openid-configuration); null: none configured. */
@@ -132,6 +166,25 @@ function num(env: Env, name: string, fallback: number): number {
 function optionalNum(env: Env, name: string): number | null {
   const raw = env[name];
   return raw === undefined || raw === "" ? null : num(env, name, 0);
+}
+
+function nonNegative(env: Env, name: string, fallback: number): number {
+  const n = num(env, name, fallback);
+  if (n < 0) throw new Error(`${name} must not be negative, got "${env[name]}"`);
+  return n;
+}
+
+function weigherMultipliers(env: Env): WeigherMultipliers {
+  const d = DEFAULT_WEIGHER_MULTIPLIERS;
+  return {
+    ram: num(env, "CIRRUS_RAM_WEIGHT_MULTIPLIER", d.ram),
+    cpu: num(env, "CIRRUS_CPU_WEIGHT_MULTIPLIER", d.cpu),
+    disk: num(env, "CIRRUS_DISK_WEIGHT_MULTIPLIER", d.disk),
+    numInstances: num(env, "CIRRUS_NUM_INSTANCES_WEIGHT_MULTIPLIER", d.numInstances),
+    buildFailure: num(env, "CIRRUS_BUILD_FAILURE_WEIGHT_MULTIPLIER", d.buildFailure),
+    softAffinity: nonNegative(env, "CIRRUS_SOFT_AFFINITY_WEIGHT_MULTIPLIER", d.softAffinity),
+    softAntiAffinity: nonNegative(env, "CIRRUS_SOFT_ANTI_AFFINITY_WEIGHT_MULTIPLIER", d.softAntiAffinity),
+  };
 }
 
 function parseMappings(raw: string | undefined): Record<string, string> {
@@ -203,6 +256,7 @@ export function loadConfig(env: Env = process.env): Config {
       orphanGraceSec: num(env, "CIRRUS_ORPHAN_GRACE", 60),
     },
     schedulerMaxAttempts: num(env, "CIRRUS_SCHEDULER_MAX_ATTEMPTS", 3),
+    weigherMultipliers: weigherMultipliers(env),
     agentHost: env.CIRRUS_HOST ?? os.hostname(),
     agentDriver,
     fakeSpawnDelayMs: num(env, "CIRRUS_FAKE_SPAWN_DELAY_MS", 0),

@@ -129,6 +129,8 @@ export type Report =
       host_ip: string;
       libvirt_uri: string;
       availability_zone: string | null;
+      /** The host's CPU architecture in Nova's spelling ("x86_64", "aarch64"); absent or null: unknown. */
+      cpu_arch?: string | null;
       inventory: Record<ResourceClass, InventorySpec>;
     }
   | { kind: "spawned"; host: string; request_id: string; instance_id: string; attempt: number; power_state: PowerState }

@@ -68,6 +68,13 @@ function hostIp(): string {
   return "127.0.0.1";
 }
 
+/** Node's os.arch() in Nova's spelling, for a driver that does not say. */
+export function novaArchitecture(nodeArch: string): string {
+  if (nodeArch === "x64") return "x86_64";
+  if (nodeArch === "arm64") return "aarch64";
+  return nodeArch;
+}
+
 export class ComputeAgent {
   private readonly reports: QueueSet;
   private readonly serial = new KeyedSerial();
@@ -106,6 +113,7 @@ export class ComputeAgent {
         host_ip: hostIp(),
         libvirt_uri: this.opts.libvirtUri,
         availability_zone: this.opts.availabilityZone,
+        cpu_arch: resources.cpu_arch || novaArchitecture(os.arch()),
         inventory: this.opts.inventory(resources),
       },
       `register-${this.opts.host}-${Date.now()}`,

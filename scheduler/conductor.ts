@@ -63,6 +63,7 @@ async function registerHost(db: Knex, r: ReportOf<"register">): Promise<void> {
         hypervisor_hostname: r.hypervisor_hostname,
         host_ip: r.host_ip,
         libvirt_uri: r.libvirt_uri,
+        cpu_arch: r.cpu_arch ?? null,
       })
       .onConflict("host")
       .merge({
@@ -72,6 +73,9 @@ async function registerHost(db: Knex, r: ReportOf<"register">): Promise<void> {
         hypervisor_hostname: r.hypervisor_hostname,
         host_ip: r.host_ip,
         libvirt_uri: r.libvirt_uri,
+        cpu_arch: r.cpu_arch ?? null,
+        // A restarted agent starts its run of failed builds afresh, as a restarted nova-compute does.
+        failed_builds: 0,
         last_seen_at: trx.fn.now(),
         started_at: trx.fn.now(),
         updated_at: trx.fn.now(),
@@ -134,6 +138,8 @@ async function spawned(deps: PlacementDeps, r: ReportOf<"spawned">): Promise<voi
     }
     if (!inst || inst.host !== r.host || inst.attempts !== r.attempt) return;
     if (inst.vm_state !== "building" || inst.task_state !== "spawning") return;
+    // A success clears the host's run of failed builds (BuildFailureWeigher); no write when there was none.
+    await trx("compute_services").where({ host: r.host }).whereNot("failed_builds", 0).update({ failed_builds: 0 });
     await applyEvent(trx, inst, { type: "spawn_succeeded", power_state: r.power_state }, { launched_at: trx.fn.now() });
     await trx("ports").where({ device_id: inst.id }).update({ status: "ACTIVE", updated_at: trx.fn.now() });
     await recordEvent(trx, { instanceId: inst.id, requestId: r.request_id, event: "compute_build_and_run_instance", result: "Success", host: r.host, finishAction: true });
@@ -145,6 +151,7 @@ async function spawnFailed(deps: PlacementDeps, r: ReportOf<"spawn_failed">): Pr
     const inst = await lockForReport(trx, r.instance_id);
     if (!inst || inst.host !== r.host || inst.attempts !== r.attempt) return;
     if (inst.vm_state !== "building" || inst.task_state !== "spawning") return;
+    await trx("compute_services").where({ host: r.host }).increment("failed_builds", 1);
     const provider: { id: string } | undefined = await trx("resource_providers").where({ name: r.host }).first("id");
     if (provider) await releaseAllocations(trx, inst.id, provider.id);
     await recordEvent(trx, { instanceId: inst.id, requestId: r.request_id, event: "compute_build_and_run_instance", result: "Error", host: r.host, details: r.reason });

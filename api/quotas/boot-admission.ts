@@ -12,7 +12,7 @@ import type { RequestContext } from "../context.js";
 import { availableZones } from "../routes/availability-zones.js";
 import { findKeypair } from "../routes/keypairs.js";
 import { joinServerGroup, resolveGroupHint, type ServerGroupRow } from "../routes/server-groups.js";
-import { enforceBootQuota, projectLimits } from "./quota.js";
+import { enforceBootQuota } from "./quota.js";
 
 export interface BootExtras {
   keyName: string | null;
@@ -50,9 +50,9 @@ export async function admitBoot(
   enforce: boolean,
 ): Promise<void> {
   if (!enforce) return;
-  await enforceBootQuota(trx, ctx.projectId, flavor);
+  const limits = await enforceBootQuota(trx, ctx.projectId, flavor);
   const items = Object.keys(metadata ?? {}).length;
-  const allowed = (await projectLimits(trx, ctx.projectId)).metadata_items;
+  const allowed = limits.metadata_items;
   if (allowed >= 0 && items > allowed) throw forbidden(`Maximum number of metadata items exceeds ${allowed}`);
 }
 

@@ -85,11 +85,17 @@ const over = (limit: number, used: number, requested: number) => limit >= 0 && u
 
 /**
  * Locks the project's quota row for the rest of the transaction and refuses the boot
- * with Nova's 403 when instances, cores or RAM would go over the limit.
+ * with Nova's 403 when instances, cores or RAM would go over the limit. A project
+ * unlimited in all three takes no lock and counts nothing, so its boots do not queue
+ * behind each other (a limit set meanwhile applies from the next boot on). Returns the
+ * project's limits.
  */
-export async function enforceBootQuota(trx: Knex.Transaction, projectId: string, flavor: { vcpus: number; ram: number }): Promise<void> {
+export async function enforceBootQuota(trx: Knex.Transaction, projectId: string, flavor: { vcpus: number; ram: number }): Promise<QuotaValues> {
+  const unlocked = await projectLimits(trx, projectId);
+  if (unlocked.instances < 0 && unlocked.cores < 0 && unlocked.ram < 0) return unlocked;
   await trx("quota_locks").insert({ project_id: projectId }).onConflict("project_id").ignore();
   await trx("quota_locks").where({ project_id: projectId }).forUpdate().first();
+  // Read again under the lock: a limit changed while we waited counts.
   const limits = await projectLimits(trx, projectId);
   const used = await computeUsage(trx, projectId);
   const requested: ComputeUsage = { instances: 1, cores: flavor.vcpus, ram: flavor.ram };
@@ -98,4 +104,5 @@ export async function enforceBootQuota(trx: Knex.Transaction, projectId: string,
       throw new NovaError(403, `Quota exceeded for ${r}: Requested ${requested[r]}, but already used ${used[r]} of ${limits[r]} ${r}`);
     }
   }
+  return limits;
 }

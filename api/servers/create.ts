@@ -23,6 +23,7 @@ import { visibleNetworks, type NetworkRow } from "../routes/networks.js";
 import type { ServerCreateBody } from "../schemas/server.js";
 // compute extras: keypair, availability zone, server group, quota (api/quotas/boot-admission.ts)
 import { admitBoot, checkBootExtras, recordBootExtras } from "../quotas/boot-admission.js";
+import { parseHostHints } from "./scheduler-hints.js";
 
 type Body = Static<typeof ServerCreateBody>;
 
@@ -130,6 +131,7 @@ export async function acceptBoot(db: Db, ctx: RequestContext, requestId: string,
   const image = await resolveImage(db, ctx, s.imageRef, flavor);
   const nics = await resolveNetworks(db, ctx, s.networks);
   const extras = await checkBootExtras(db, ctx, body); // compute extras
+  const hostHints = parseHostHints(body);
   const state = transition({ vm_state: "building", task_state: null, power_state: PowerState.NOSTATE }, { type: "create_accepted" });
   // Nova's multi-create: max_count servers named <name>-1..N (a fixed IP cannot be shared, so one only).
   const count = s.max_count ?? s.min_count ?? 1;
@@ -160,6 +162,7 @@ export async function acceptBoot(db: Db, ctx: RequestContext, requestId: string,
         access_ip_v4: s.accessIPv4 ?? null,
         access_ip_v6: s.accessIPv6 ?? null,
         key_name: extras.keyName, // compute extras
+        scheduler_hints: JSON.stringify(hostHints),
       });
       await recordBootExtras(trx, id, extras); // compute extras: server group membership
       for (const [index, nic] of nics.entries()) {

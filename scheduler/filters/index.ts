@@ -1,36 +1,73 @@
 import type { HostState } from "../host-state.js";
+import { aggregateInstanceExtraSpecsFilter } from "./aggregate-instance-extra-specs.js";
 import { availabilityZoneFilter } from "./availability-zone.js";
 import { capacityFilter } from "./capacity.js";
+import { computeFilter } from "./compute.js";
+import { differentHostFilter } from "./different-host.js";
+import { imagePropertiesFilter } from "./image-properties.js";
 import { retryFilter } from "./retry.js";
+import { sameHostFilter } from "./same-host.js";
+import { appliesTo } from "./scoped.js";
 import { serverGroupAffinityFilter, serverGroupAntiAffinityFilter } from "./server-group.js";
 import type { HostFilter, RequestSpec } from "./types.js";
 
 export type { HostFilter, RequestSpec, ServerGroupPolicy, ServerGroupSpec } from "./types.js";
 
-// Compute enabled/up is decided in SQL before hosts reach the filters.
-export const DEFAULT_FILTERS: HostFilter[] = [retryFilter, availabilityZoneFilter, capacityFilter];
+/** Nova's hard server group policies, as filters. */
+export const SERVER_GROUP_FILTERS: readonly HostFilter[] = [serverGroupAntiAffinityFilter, serverGroupAffinityFilter];
 
-/** Nova's hard server group policies, as filters; they join the defaults for a request in a group. */
-export const SERVER_GROUP_FILTERS: HostFilter[] = [serverGroupAntiAffinityFilter, serverGroupAffinityFilter];
+/** Every filter, cheapest and most selective first. */
+export const DEFAULT_FILTERS: readonly HostFilter[] = [
+  computeFilter,
+  retryFilter,
+  availabilityZoneFilter,
+  sameHostFilter,
+  differentHostFilter,
+  ...SERVER_GROUP_FILTERS,
+  imagePropertiesFilter,
+  capacityFilter,
+  aggregateInstanceExtraSpecsFilter,
+];
 
-/** The filters a request runs through: the defaults, and the group filters when it is in a group. */
-export function filtersFor(spec: RequestSpec): HostFilter[] {
-  return spec.group ? [...DEFAULT_FILTERS, ...SERVER_GROUP_FILTERS] : DEFAULT_FILTERS;
+/** The filters a request runs through. */
+export function filtersFor(_spec: RequestSpec): readonly HostFilter[] {
+  return DEFAULT_FILTERS;
 }
 
 export interface FilterResult {
   hosts: HostState[];
-  /** How many hosts each filter left, in order: the why of a "No valid host". */
+  /** How many hosts each filter left, in order, up to the first that left none: the why of a "No valid host". */
   trail: { filter: string; remaining: number }[];
 }
 
-export function runFilters(hosts: HostState[], spec: RequestSpec, filters: HostFilter[] = filtersFor(spec)): FilterResult {
-  const trail: FilterResult["trail"] = [];
-  let remaining = hosts;
-  for (const f of filters) {
-    remaining = remaining.filter((h) => f.passes(h, spec));
-    trail.push({ filter: f.name, remaining: remaining.length });
-    if (remaining.length === 0) break;
+/**
+ * One pass over the hosts, each going through the filters until one refuses it; no
+ * intermediate arrays. A filter with nothing to check for this request is skipped (it
+ * would pass every host) but still appears in the trail. The trail is derived from how
+ * many hosts each filter refused; a filter after one that refused every host never sees
+ * a host.
+ */
+export function runFilters(hosts: readonly HostState[], spec: RequestSpec, filters: readonly HostFilter[] = filtersFor(spec)): FilterResult {
+  const active: number[] = [];
+  for (let i = 0; i < filters.length; i++) if (appliesTo(filters[i]!, spec)) active.push(i);
+  const checks = active.map((i) => filters[i]!);
+  const refused = new Array<number>(filters.length).fill(0);
+  const kept: HostState[] = [];
+  next: for (const host of hosts) {
+    for (let j = 0; j < checks.length; j++) {
+      if (!checks[j]!.passes(host, spec)) {
+        refused[active[j]!]! += 1;
+        continue next;
+      }
+    }
+    kept.push(host);
   }
-  return { hosts: remaining, trail };
+  const trail: FilterResult["trail"] = [];
+  let remaining = hosts.length;
+  for (let i = 0; i < filters.length; i++) {
+    remaining -= refused[i]!;
+    trail.push({ filter: filters[i]!.name, remaining });
+    if (remaining === 0) break;
+  }
+  return { hosts: kept, trail };
 }

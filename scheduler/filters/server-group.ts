@@ -1,14 +1,18 @@
-import type { HostFilter } from "./types.js";
+import type { ScopedFilter } from "./scoped.js";
+import type { ServerGroupSpec } from "./types.js";
+
+const membersOn = (group: ServerGroupSpec, host: string): number => (Object.hasOwn(group.hosts, host) ? group.hosts[host]! : 0);
 
 /**
  * ServerGroupAntiAffinityFilter: a member of an anti-affinity group never lands on a
  * host that already runs another member of the group.
  */
-export const serverGroupAntiAffinityFilter: HostFilter = {
+export const serverGroupAntiAffinityFilter: ScopedFilter = {
   name: "ServerGroupAntiAffinityFilter",
+  appliesTo: (spec) => spec.group?.policy === "anti-affinity",
   passes(host, spec) {
     if (!spec.group || spec.group.policy !== "anti-affinity") return true;
-    return !((spec.group.hosts[host.host] ?? 0) > 0);
+    return !(membersOn(spec.group, host.host) > 0);
   },
 };
 
@@ -16,11 +20,17 @@ export const serverGroupAntiAffinityFilter: HostFilter = {
  * ServerGroupAffinityFilter: a member of an affinity group lands on the host of the
  * group's other members; the first member may go anywhere.
  */
-export const serverGroupAffinityFilter: HostFilter = {
+export const serverGroupAffinityFilter: ScopedFilter = {
   name: "ServerGroupAffinityFilter",
+  appliesTo: (spec) => spec.group?.policy === "affinity" && anyMemberPlaced(spec.group),
   passes(host, spec) {
     if (!spec.group || spec.group.policy !== "affinity") return true;
-    const hosts = Object.keys(spec.group.hosts).filter((h) => spec.group!.hosts[h]! > 0);
-    return hosts.length === 0 || hosts.includes(host.host);
+    return !anyMemberPlaced(spec.group) || membersOn(spec.group, host.host) > 0;
   },
 };
+
+/** No cache: a scheduler placing several members in one pass may update the counts in place between them. */
+function anyMemberPlaced(group: ServerGroupSpec): boolean {
+  for (const host in group.hosts) if (Object.hasOwn(group.hosts, host) && group.hosts[host]! > 0) return true;
+  return false;
+}

@@ -1,57 +1,51 @@
 /**
- * Weighers as Nova has them: each gives a raw value per host, values are normalised
- * to [0, 1] across the candidates, multiplied and summed. A positive multiplier
- * spreads (more free is better), a negative one packs.
+ * The weighers a request is ranked by, with their multipliers from configuration
+ * (common/config.ts). A positive multiplier spreads (more free is better), a negative
+ * one packs; a weigher with multiplier 0 is left out.
  */
+import { DEFAULT_WEIGHER_MULTIPLIERS, type WeigherMultipliers } from "../../common/config.js";
 import type { RequestSpec } from "../filters/types.js";
-import { free, type HostState } from "../host-state.js";
+import type { HostState } from "../host-state.js";
+import { buildFailureWeigher } from "./build-failure.js";
+import { numInstancesWeigher } from "./num-instances.js";
+import { weighAll } from "./rank.js";
+import { cpuWeigher, diskWeigher, ramWeigher } from "./resources.js";
 import { softAffinityWeigher, softAntiAffinityWeigher } from "./server-group.js";
+import type { Weigher } from "./types.js";
 
-export interface Weigher {
-  name: string;
-  multiplier: number;
-  value(host: HostState): number;
+export type { Weigher } from "./types.js";
+export { buildFailureWeigher } from "./build-failure.js";
+export { numInstancesWeigher } from "./num-instances.js";
+export { cpuWeigher, diskWeigher, ramWeigher } from "./resources.js";
+export { hostWeights, rank } from "./rank.js";
+
+/** The weighers every request gets, for one set of multipliers. */
+export function baseWeighers(m: Readonly<WeigherMultipliers>): readonly Weigher[] {
+  const all = [ramWeigher(m.ram), cpuWeigher(m.cpu), diskWeigher(m.disk), numInstancesWeigher(m.numInstances), buildFailureWeigher(m.buildFailure)];
+  return all.filter((w) => w.multiplier !== 0);
 }
 
-export const ramWeigher = (multiplier = 1.0): Weigher => ({
-  name: "RAMWeigher",
-  multiplier,
-  value: (h) => (h.resources.MEMORY_MB ? free(h.resources.MEMORY_MB) : 0),
-});
+export const DEFAULT_WEIGHERS: readonly Weigher[] = baseWeighers(DEFAULT_WEIGHER_MULTIPLIERS);
 
-export const cpuWeigher = (multiplier = 1.0): Weigher => ({
-  name: "CPUWeigher",
-  multiplier,
-  value: (h) => (h.resources.VCPU ? free(h.resources.VCPU) : 0),
-});
+// Multipliers come from configuration, read once: build their weighers once too.
+const built = new WeakMap<Readonly<WeigherMultipliers>, readonly Weigher[]>([[DEFAULT_WEIGHER_MULTIPLIERS, DEFAULT_WEIGHERS]]);
 
-export const DEFAULT_WEIGHERS: Weigher[] = [ramWeigher(), cpuWeigher()];
+function weighersOf(m: Readonly<WeigherMultipliers>): readonly Weigher[] {
+  let ws = built.get(m);
+  if (!ws) built.set(m, (ws = baseWeighers(m)));
+  return ws;
+}
 
-/** The weighers for a request: the defaults, plus the soft group weigher when its group has a soft policy. */
-export function weighersFor(spec: RequestSpec): Weigher[] {
+/** The weighers for a request: the base ones, plus the soft group weigher when its group has a soft policy. */
+export function weighersFor(spec: RequestSpec, multipliers: Readonly<WeigherMultipliers> = DEFAULT_WEIGHER_MULTIPLIERS): readonly Weigher[] {
+  const base = weighersOf(multipliers);
   const g = spec.group;
-  if (g?.policy === "soft-affinity") return [...DEFAULT_WEIGHERS, softAffinityWeigher(g)];
-  if (g?.policy === "soft-anti-affinity") return [...DEFAULT_WEIGHERS, softAntiAffinityWeigher(g)];
-  return DEFAULT_WEIGHERS;
+  if (g?.policy === "soft-affinity" && multipliers.softAffinity !== 0) return [...base, softAffinityWeigher(g, multipliers.softAffinity)];
+  if (g?.policy === "soft-anti-affinity" && multipliers.softAntiAffinity !== 0) return [...base, softAntiAffinityWeigher(g, multipliers.softAntiAffinity)];
+  return base;
 }
 
-function normalise(values: number[]): number[] {
-  const min = Math.min(...values);
-  const max = Math.max(...values);
-  if (max === min) return values.map(() => 0);
-  return values.map((v) => (v - min) / (max - min));
-}
-
-/** Hosts best first; ties keep a stable order by host name. */
-export function weigh(hosts: HostState[], weighers: Weigher[] = DEFAULT_WEIGHERS): HostState[] {
-  if (hosts.length <= 1) return [...hosts];
-  const totals = new Array<number>(hosts.length).fill(0);
-  for (const w of weighers) {
-    const norm = normalise(hosts.map((h) => w.value(h)));
-    norm.forEach((n, i) => (totals[i]! += n * w.multiplier));
-  }
-  return hosts
-    .map((host, i) => ({ host, weight: totals[i]! }))
-    .sort((a, b) => b.weight - a.weight || a.host.host.localeCompare(b.host.host))
-    .map((x) => x.host);
+/** Every host, best first (rank() gives just the best k, cheaper). */
+export function weigh(hosts: readonly HostState[], weighers: readonly Weigher[] = DEFAULT_WEIGHERS): HostState[] {
+  return weighAll(hosts, weighers);
 }

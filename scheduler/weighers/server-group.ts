@@ -1,23 +1,23 @@
 /**
  * Nova's soft server group policies, as weighers: the value is how many of the group's
  * other members a host already runs; soft-affinity prefers more, soft-anti-affinity
- * fewer. Nova's multiplier default is 1.0, which RAM and CPU spreading outvote on
- * an empty host; Cirrus defaults to 10 so the soft policy wins unless a host is full.
+ * fewer. The default multiplier is in common/config.ts (DEFAULT_WEIGHER_MULTIPLIERS).
  */
+import { DEFAULT_WEIGHER_MULTIPLIERS } from "../../common/config.js";
 import type { ServerGroupSpec } from "../filters/types.js";
-import type { Weigher } from "./index.js";
+import type { Weigher } from "./types.js";
 
-export const SOFT_GROUP_MULTIPLIER = 10.0;
+export const SOFT_GROUP_MULTIPLIER = DEFAULT_WEIGHER_MULTIPLIERS.softAffinity;
 
-const membersOn = (group: ServerGroupSpec, host: string) => group.hosts[host] ?? 0;
+const membersOn = (group: ServerGroupSpec, host: string): number => (Object.hasOwn(group.hosts, host) ? group.hosts[host]! : 0);
 
-export const softAffinityWeigher = (group: ServerGroupSpec, multiplier = SOFT_GROUP_MULTIPLIER): Weigher => ({
+export const softAffinityWeigher = (group: ServerGroupSpec, multiplier = DEFAULT_WEIGHER_MULTIPLIERS.softAffinity): Weigher => ({
   name: "ServerGroupSoftAffinityWeigher",
   multiplier,
   value: (h) => membersOn(group, h.host),
 });
 
-export const softAntiAffinityWeigher = (group: ServerGroupSpec, multiplier = SOFT_GROUP_MULTIPLIER): Weigher => ({
+export const softAntiAffinityWeigher = (group: ServerGroupSpec, multiplier = DEFAULT_WEIGHER_MULTIPLIERS.softAntiAffinity): Weigher => ({
   name: "ServerGroupSoftAntiAffinityWeigher",
   multiplier,
   value: (h) => -membersOn(group, h.host),

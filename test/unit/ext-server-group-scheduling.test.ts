@@ -15,6 +15,13 @@ const host = (name: string, ramUsed = 0): HostState => ({
   availabilityZone: null,
   resources: { VCPU: usage(16), MEMORY_MB: usage(16384, ramUsed), DISK_GB: usage(100) },
   instanceCount: 0,
+  enabled: true,
+  forcedDown: false,
+  lastSeenMs: 0,
+  hypervisorType: "QEMU",
+  cpuArch: "x86_64",
+  aggregateMetadata: {},
+  failedBuilds: 0,
 });
 const group = (policy: ServerGroupSpec["policy"], hosts: Record<string, number> = {}): ServerGroupSpec => ({ id: "g", policy, hosts });
 const spec = (g?: ServerGroupSpec | null): RequestSpec => ({
@@ -58,20 +65,18 @@ describe("ServerGroupAffinityFilter", () => {
 });
 
 describe("filtersFor / runFilters", () => {
-  it("adds the group filters only for a request in a group", () => {
+  it("the chain always holds both group filters; they pass every host for a request outside a group", () => {
     expect(filtersFor(spec())).toBe(DEFAULT_FILTERS);
-    expect(filtersFor(spec(null))).toBe(DEFAULT_FILTERS);
-    expect(filtersFor(spec(group("affinity"))).map((f) => f.name)).toEqual([
-      ...DEFAULT_FILTERS.map((f) => f.name),
-      ...SERVER_GROUP_FILTERS.map((f) => f.name),
-    ]);
+    expect(filtersFor(spec(group("affinity")))).toBe(DEFAULT_FILTERS);
     expect(SERVER_GROUP_FILTERS.map((f) => f.name)).toEqual(["ServerGroupAntiAffinityFilter", "ServerGroupAffinityFilter"]);
+    for (const f of SERVER_GROUP_FILTERS) expect(DEFAULT_FILTERS).toContain(f);
+    expect(names(runFilters([host("a"), host("b")], spec(null)).hosts)).toEqual(["a", "b"]);
   });
 
   it("runFilters uses them by default and reports them in the trail", () => {
     const r = runFilters([host("a"), host("b"), host("c")], spec(group("anti-affinity", { a: 1, c: 1 })));
     expect(names(r.hosts)).toEqual(["b"]);
-    expect(r.trail.slice(-2)).toEqual([
+    expect(r.trail.filter((t) => t.filter.startsWith("ServerGroup"))).toEqual([
       { filter: "ServerGroupAntiAffinityFilter", remaining: 1 },
       { filter: "ServerGroupAffinityFilter", remaining: 1 },
     ]);
@@ -79,11 +84,27 @@ describe("filtersFor / runFilters", () => {
     expect(none.hosts).toEqual([]);
     expect(none.trail.at(-1)).toEqual({ filter: "ServerGroupAntiAffinityFilter", remaining: 0 });
   });
+
+  it("affinity: counts updated in place between two members of one pass are seen", () => {
+    const s = spec(group("affinity", {}));
+    expect(serverGroupAffinityFilter.passes(host("a"), s)).toBe(true);
+    expect(runFilters([host("a"), host("b")], s).hosts).toHaveLength(2);
+    s.group!.hosts.b = 1; // the first member was placed on b
+    expect(serverGroupAffinityFilter.passes(host("a"), s)).toBe(false);
+    expect(names(runFilters([host("a"), host("b")], s).hosts)).toEqual(["b"]);
+  });
+
+  it("a host named like an Object.prototype member is not mistaken for a member's host", () => {
+    expect(serverGroupAntiAffinityFilter.passes(host("constructor"), spec(group("anti-affinity", { a: 1 })))).toBe(true);
+    expect(serverGroupAffinityFilter.passes(host("constructor"), spec(group("affinity", { a: 1 })))).toBe(false);
+    expect(softAffinityWeigher(group("soft-affinity", {})).value(host("toString"))).toBe(0);
+  });
 });
 
 describe("soft group weighers", () => {
   it("weighersFor adds the matching soft weigher only", () => {
     expect(weighersFor(spec())).toBe(DEFAULT_WEIGHERS);
+    expect(weighersFor(spec(group("soft-affinity"))).slice(0, -1)).toEqual(DEFAULT_WEIGHERS);
     expect(weighersFor(spec(group("affinity")))).toBe(DEFAULT_WEIGHERS);
     expect(weighersFor(spec(group("anti-affinity")))).toBe(DEFAULT_WEIGHERS);
     expect(weighersFor(spec(group("soft-affinity"))).at(-1)!.name).toBe("ServerGroupSoftAffinityWeigher");

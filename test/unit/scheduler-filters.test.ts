@@ -6,6 +6,7 @@ import { capacityFilter } from "../../scheduler/filters/capacity.js";
 import { DEFAULT_FILTERS, runFilters } from "../../scheduler/filters/index.js";
 import type { HostFilter, RequestSpec } from "../../scheduler/filters/index.js";
 import { retryFilter } from "../../scheduler/filters/retry.js";
+import { appliesTo, type ScopedFilter } from "../../scheduler/filters/scoped.js";
 
 const usage = (over: Partial<ResourceUsage> = {}): ResourceUsage => ({
   total: 16,
@@ -30,6 +31,13 @@ const host = (name: string, over: Partial<HostState> = {}): HostState => ({
     DISK_GB: usage({ total: 100, max_unit: 100 }),
   },
   instanceCount: 0,
+  enabled: true,
+  forcedDown: false,
+  lastSeenMs: 1_000_000,
+  hypervisorType: "QEMU",
+  cpuArch: "x86_64",
+  aggregateMetadata: {},
+  failedBuilds: 0,
   ...over,
 });
 
@@ -116,6 +124,19 @@ describe("capacityFilter", () => {
     expect(passes(h, spec({ resources: { MEMORY_MB: 500 } }))).toBe(false);
   });
 
+  it("reserved and allocation ratio together: (total - reserved) * ratio, the boundary included", () => {
+    const h = withResource("VCPU", usage({ total: 10, reserved: 2, allocation_ratio: 1.5, max_unit: 12, used: 5 }));
+    expect(passes(h, spec({ resources: { VCPU: 7 } }))).toBe(true); // 8 * 1.5 - 5 = 7
+    expect(passes(h, spec({ resources: { VCPU: 8 } }))).toBe(false);
+    const over = withResource("MEMORY_MB", usage({ total: 512, reserved: 1024, max_unit: 512 }));
+    expect(passes(over, spec({ resources: { MEMORY_MB: 1 } }))).toBe(false); // reserved above total: no capacity
+  });
+
+  it("min_unit, max_unit and step_size are checked together, whatever the free room", () => {
+    const h = withResource("DISK_GB", usage({ total: 1000, max_unit: 40, min_unit: 10, step_size: 10 }));
+    expect([5, 10, 15, 20, 40, 45, 50].map((d) => passes(h, spec({ resources: { DISK_GB: d } })))).toEqual([false, true, false, true, true, false, false]);
+  });
+
   it("fails a host lacking a requested resource class", () => {
     const h = host("h1");
     delete h.resources.DISK_GB;
@@ -170,8 +191,19 @@ describe("retryFilter", () => {
 });
 
 describe("runFilters", () => {
-  it("runs retry, availability zone and capacity by default", () => {
-    expect(DEFAULT_FILTERS.map((f) => f.name)).toEqual(["RetryFilter", "AvailabilityZoneFilter", "CapacityFilter"]);
+  it("runs every filter by default, cheapest and most selective first", () => {
+    expect(DEFAULT_FILTERS.map((f) => f.name)).toEqual([
+      "ComputeFilter",
+      "RetryFilter",
+      "AvailabilityZoneFilter",
+      "SameHostFilter",
+      "DifferentHostFilter",
+      "ServerGroupAntiAffinityFilter",
+      "ServerGroupAffinityFilter",
+      "ImagePropertiesFilter",
+      "CapacityFilter",
+      "AggregateInstanceExtraSpecsFilter",
+    ]);
   });
 
   it("records how many hosts each filter left", () => {
@@ -182,11 +214,9 @@ describe("runFilters", () => {
       host("h4", { availabilityZone: "z1", resources: { ...host("x").resources, VCPU: usage({ total: 1, max_unit: 1, used: 1 }) } }),
     ];
     const r = runFilters(hosts, spec({ ignoreHosts: ["h2"], availabilityZone: "z1" }));
-    expect(r.trail).toEqual([
-      { filter: "RetryFilter", remaining: 3 },
-      { filter: "AvailabilityZoneFilter", remaining: 2 },
-      { filter: "CapacityFilter", remaining: 1 },
-    ]);
+    const at = (name: string) => r.trail.find((t) => t.filter === name)?.remaining;
+    expect(r.trail).toHaveLength(DEFAULT_FILTERS.length);
+    expect([at("ComputeFilter"), at("RetryFilter"), at("AvailabilityZoneFilter"), at("CapacityFilter"), at("AggregateInstanceExtraSpecsFilter")]).toEqual([4, 3, 2, 1, 1]);
     expect(r.hosts.map((h) => h.host)).toEqual(["h1"]);
   });
 
@@ -210,6 +240,39 @@ describe("runFilters", () => {
   });
 
   it("with no hosts, stops after the first filter", () => {
-    expect(runFilters([], spec())).toEqual({ hosts: [], trail: [{ filter: "RetryFilter", remaining: 0 }] });
+    expect(runFilters([], spec())).toEqual({ hosts: [], trail: [{ filter: "ComputeFilter", remaining: 0 }] });
+  });
+
+  it("skips a filter with nothing to check for the request, but keeps it in the trail", () => {
+    let calls = 0;
+    const idle: ScopedFilter = { name: "Idle", appliesTo: () => false, passes: () => (calls++, false) };
+    const r = runFilters([host("h1"), host("h2")], spec(), [idle, retryFilter]);
+    expect(calls).toBe(0);
+    expect(r.hosts.map((h) => h.host)).toEqual(["h1", "h2"]);
+    expect(r.trail).toEqual([
+      { filter: "Idle", remaining: 2 },
+      { filter: "RetryFilter", remaining: 2 },
+    ]);
+  });
+
+  it("each default filter with nothing to check passes every host (skipping it changes nothing)", () => {
+    const hosts = [host("h1"), host("h2", { availabilityZone: "z" }), host("h3", { cpuArch: null, hypervisorType: "xen" })];
+    const plain = spec({ resources: {} });
+    for (const f of DEFAULT_FILTERS) {
+      if (appliesTo(f, plain)) continue;
+      for (const h of hosts) expect(f.passes(h, plain), `${f.name} on ${h.host}`).toBe(true);
+    }
+    expect(DEFAULT_FILTERS.filter((f) => appliesTo(f, plain)).map((f) => f.name)).toEqual(["ComputeFilter"]);
+  });
+
+  it("a filter never sees a host an earlier one refused", () => {
+    const seen: string[] = [];
+    const spy: HostFilter = { name: "Spy", passes: (h) => (seen.push(h.host), true) };
+    const r = runFilters([host("h1"), host("h2"), host("h3")], spec({ ignoreHosts: ["h2"] }), [retryFilter, spy]);
+    expect(seen).toEqual(["h1", "h3"]);
+    expect(r.trail).toEqual([
+      { filter: "RetryFilter", remaining: 2 },
+      { filter: "Spy", remaining: 2 },
+    ]);
   });
 });

@@ -1,12 +1,23 @@
 import { describe, expect, it } from "vitest";
 import type { HostState, ResourceUsage } from "../../scheduler/host-state.js";
-import { cpuWeigher, DEFAULT_WEIGHERS, ramWeigher, weigh } from "../../scheduler/weighers/index.js";
+import { DEFAULT_WEIGHER_MULTIPLIERS } from "../../common/config.js";
+import type { RequestSpec } from "../../scheduler/filters/types.js";
+import {
+  buildFailureWeigher,
+  cpuWeigher,
+  DEFAULT_WEIGHERS,
+  diskWeigher,
+  numInstancesWeigher,
+  ramWeigher,
+  weigh,
+  weighersFor,
+} from "../../scheduler/weighers/index.js";
 
 const usage = (total: number, used: number): ResourceUsage => ({
   total, reserved: 0, min_unit: 1, max_unit: total, step_size: 1, allocation_ratio: 1, used,
 });
 
-const host = (name: string, freeRam: number, freeCpu = 8): HostState => ({
+const host = (name: string, freeRam: number, freeCpu = 8, over: Partial<HostState> = {}): HostState => ({
   providerId: `rp-${name}`,
   host: name,
   hypervisorHostname: name,
@@ -14,13 +25,28 @@ const host = (name: string, freeRam: number, freeCpu = 8): HostState => ({
   availabilityZone: null,
   resources: { MEMORY_MB: usage(16384, 16384 - freeRam), VCPU: usage(8, 8 - freeCpu) },
   instanceCount: 0,
+  enabled: true,
+  forcedDown: false,
+  lastSeenMs: 0,
+  hypervisorType: "QEMU",
+  cpuArch: "x86_64",
+  aggregateMetadata: {},
+  failedBuilds: 0,
+  ...over,
 });
+const withDisk = (name: string, freeDisk: number): HostState => host(name, 4096, 4, { resources: { ...host(name, 4096, 4).resources, DISK_GB: usage(100, 100 - freeDisk) } });
+const spec = (over: Partial<RequestSpec> = {}): RequestSpec => ({ instanceId: "i", resources: {}, availabilityZone: null, ignoreHosts: [], ...over });
 
 const names = (hs: HostState[]) => hs.map((h) => h.host);
 
 describe("weigh", () => {
-  it("default weighers are RAM then CPU, both spreading", () => {
-    expect(DEFAULT_WEIGHERS.map((w) => [w.name, w.multiplier])).toEqual([["RAMWeigher", 1], ["CPUWeigher", 1]]);
+  it("default weighers: RAM, CPU and disk spreading, build failures sinking; NumInstances (0) left out", () => {
+    expect(DEFAULT_WEIGHERS.map((w) => [w.name, w.multiplier])).toEqual([
+      ["RAMWeigher", 1],
+      ["CPUWeigher", 1],
+      ["DiskWeigher", 1],
+      ["BuildFailureWeigher", 1_000_000],
+    ]);
   });
 
   it("spreads by free RAM with a positive multiplier", () => {
@@ -80,5 +106,83 @@ describe("weigh", () => {
     const bare: HostState = { ...host("bare", 0), resources: {} };
     expect(names(weigh([bare, host("x", 1)], [ramWeigher()]))).toEqual(["x", "bare"]);
     expect(names(weigh([host("x", 1, 1), bare], [cpuWeigher()]))).toEqual(["x", "bare"]);
+  });
+});
+
+describe("DiskWeigher", () => {
+  it("spreads by free DISK_GB; packs with a negative multiplier; a host without disk has none free", () => {
+    const hosts = [withDisk("a", 10), withDisk("b", 90), withDisk("c", 50)];
+    expect(names(weigh(hosts, [diskWeigher()]))).toEqual(["b", "c", "a"]);
+    expect(names(weigh(hosts, [diskWeigher(-1)]))).toEqual(["a", "c", "b"]);
+    expect(diskWeigher().value(host("bare", 1))).toBe(0);
+  });
+
+  it("counts reserved and allocation ratio as capacity does", () => {
+    const h = host("r", 1, 1, { resources: { DISK_GB: { total: 100, reserved: 10, min_unit: 1, max_unit: 100, step_size: 1, allocation_ratio: 2, used: 30 } } });
+    expect(diskWeigher().value(h)).toBe(150);
+  });
+});
+
+describe("NumInstancesWeigher", () => {
+  const hosts = [host("a", 4096, 4, { instanceCount: 5 }), host("b", 4096, 4, { instanceCount: 0 }), host("c", 4096, 4, { instanceCount: 2 })];
+
+  it("defaults to Nova's 0: no effect", () => {
+    expect(numInstancesWeigher().multiplier).toBe(0);
+    expect(names(weigh(hosts, [numInstancesWeigher()]))).toEqual(["a", "b", "c"]);
+  });
+
+  it("positive prefers busy hosts (packs), negative idle ones (spreads)", () => {
+    expect(names(weigh(hosts, [numInstancesWeigher(1)]))).toEqual(["a", "c", "b"]);
+    expect(names(weigh(hosts, [numInstancesWeigher(-1)]))).toEqual(["b", "c", "a"]);
+  });
+});
+
+describe("BuildFailureWeigher", () => {
+  it("sinks any host with a recent failure below every host without, whatever the free room", () => {
+    const hosts = [host("roomy", 16000, 8, { failedBuilds: 1 }), host("tight", 512, 1), host("mid", 4096, 4)];
+    expect(names(weigh(hosts, DEFAULT_WEIGHERS))).toEqual(["mid", "tight", "roomy"]);
+  });
+
+  it("more failures sink further", () => {
+    const hosts = [host("a", 4096, 4, { failedBuilds: 3 }), host("b", 4096, 4, { failedBuilds: 1 }), host("c", 4096, 4)];
+    expect(names(weigh(hosts, [buildFailureWeigher()]))).toEqual(["c", "b", "a"]);
+  });
+
+  it("its value is the failures negated, Nova's multiplier 1,000,000 by default", () => {
+    expect(buildFailureWeigher().multiplier).toBe(1_000_000);
+    expect(buildFailureWeigher().value(host("a", 1, 1, { failedBuilds: 4 }))).toBe(-4);
+  });
+
+  it("a multiplier of 0 turns it off", () => {
+    const hosts = [host("a", 8000, 4, { failedBuilds: 9 }), host("b", 1000, 4)];
+    expect(names(weigh(hosts, weighersFor(spec(), { ...DEFAULT_WEIGHER_MULTIPLIERS, buildFailure: 0 })))[0]).toBe("a");
+  });
+});
+
+describe("weighersFor with multipliers", () => {
+  it("uses the configured multipliers and leaves out weighers at 0", () => {
+    const m = { ram: 2, cpu: 0, disk: -1, numInstances: 0.5, buildFailure: 10, softAffinity: 3, softAntiAffinity: 4 };
+    expect(weighersFor(spec(), m).map((w) => [w.name, w.multiplier])).toEqual([
+      ["RAMWeigher", 2],
+      ["DiskWeigher", -1],
+      ["NumInstancesWeigher", 0.5],
+      ["BuildFailureWeigher", 10],
+    ]);
+    const g = { id: "g", hosts: {} };
+    expect(weighersFor(spec({ group: { ...g, policy: "soft-affinity" } }), m).at(-1)).toMatchObject({ name: "ServerGroupSoftAffinityWeigher", multiplier: 3 });
+    expect(weighersFor(spec({ group: { ...g, policy: "soft-anti-affinity" } }), m).at(-1)).toMatchObject({ name: "ServerGroupSoftAntiAffinityWeigher", multiplier: 4 });
+    expect(weighersFor(spec({ group: { ...g, policy: "soft-affinity" } }), { ...m, softAffinity: 0 }).map((w) => w.name)).not.toContain("ServerGroupSoftAffinityWeigher");
+  });
+
+  it("builds the weighers once per multipliers object", () => {
+    const m = { ...DEFAULT_WEIGHER_MULTIPLIERS, ram: -1 };
+    expect(weighersFor(spec(), m)).toBe(weighersFor(spec(), m));
+  });
+
+  it("negative RAM and CPU multipliers pack: the fullest host that fits first", () => {
+    const m = { ...DEFAULT_WEIGHER_MULTIPLIERS, ram: -1, cpu: -1 };
+    const hosts = [host("empty", 16000, 8), host("half", 8000, 4), host("full", 1000, 1)];
+    expect(names(weigh(hosts, weighersFor(spec(), m)))).toEqual(["full", "half", "empty"]);
+    expect(names(weigh(hosts, weighersFor(spec())))).toEqual(["empty", "half", "full"]);
   });
 });

@@ -1,0 +1,118 @@
+/**
+ * Turning weighers into an order. Every weigher's values are normalised across all the
+ * candidates (Nova's rule), so a host's weight depends on the others; ties go to the
+ * host name in code-unit order.
+ */
+import type { HostState } from "../host-state.js";
+import type { Weigher } from "./types.js";
+
+/**
+ * Each host's total: sum of multiplier * (value - min) / (max - min); a weigher whose
+ * values are all equal adds 0. Each phase is a function of its own: one loop per
+ * function gets optimised with complete type feedback, where code after a long first
+ * loop would be reached by on-stack-replaced code without any and be thrown away.
+ */
+export function hostWeights(hosts: readonly HostState[], weighers: readonly Weigher[]): Float64Array {
+  const active = weighers.filter((w) => w.multiplier !== 0);
+  const m = active.length;
+  const values = new Float64Array(hosts.length * m);
+  fillRows(active, hosts, values);
+  const totals = new Float64Array(hosts.length);
+  for (let j = 0; j < m; j++) accumulate(values, m, j, active[j]!.multiplier, totals);
+  return totals;
+}
+
+/** Row i holds host i's value for every weigher: each host is fetched from memory once. */
+function fillRows(ws: Weigher[], hosts: readonly HostState[], out: Float64Array): void {
+  const m = ws.length;
+  for (let i = 0; i < hosts.length; i++) {
+    const h = hosts[i]!;
+    for (let j = 0; j < m; j++) out[i * m + j] = ws[j]!.value(h);
+  }
+}
+
+/** Adds column `offset` of `values`, normalised and multiplied, to the totals. */
+function accumulate(values: Float64Array, stride: number, offset: number, multiplier: number, totals: Float64Array): void {
+  let min = Infinity;
+  let max = -Infinity;
+  for (let k = offset; k < values.length; k += stride) {
+    const v = values[k]!;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  if (!(max > min)) return;
+  const scale = multiplier / (max - min);
+  for (let i = 0, k = offset; k < values.length; i++, k += stride) totals[i]! += (values[k]! - min) * scale;
+}
+
+/** Whether host i ranks before host j. */
+type Before = (i: number, j: number) => boolean;
+
+function before(hosts: readonly HostState[], weights: Float64Array): Before {
+  return (i, j) => {
+    const wi = weights[i]!;
+    const wj = weights[j]!;
+    if (wi !== wj) return wi > wj;
+    return hosts[i]!.host < hosts[j]!.host;
+  };
+}
+
+const comparator = (first: Before) => (i: number, j: number): number => (first(i, j) ? -1 : first(j, i) ? 1 : 0);
+
+/** Hosts best first (a new array; the input is left as it is). */
+export function weighAll(hosts: readonly HostState[], weighers: readonly Weigher[]): HostState[] {
+  if (hosts.length <= 1) return [...hosts];
+  const first = before(hosts, hostWeights(hosts, weighers));
+  return Array.from(hosts.keys()).sort(comparator(first)).map((i) => hosts[i]!);
+}
+
+/**
+ * The best k hosts, best first: O(n·w) to weigh, O(n·log k) to select with a heap of
+ * the k best so far whose root is the worst of them, O(k·log k) to order them.
+ */
+export function rank(hosts: readonly HostState[], weighers: readonly Weigher[], k: number): HostState[] {
+  const n = hosts.length;
+  const size = Math.min(Math.max(0, Math.floor(k)), n);
+  if (size === 0) return [];
+  const first = before(hosts, hostWeights(hosts, weighers));
+  const worse: Before = (i, j) => first(j, i);
+  const heap = new Int32Array(size);
+  let count = 0;
+  for (let i = 0; i < n; i++) {
+    if (count < size) {
+      heap[count] = i;
+      siftUp(heap, count++, worse);
+    } else if (first(i, heap[0]!)) {
+      heap[0] = i;
+      siftDown(heap, count, worse);
+    }
+  }
+  return Array.from(heap).sort(comparator(first)).map((i) => hosts[i]!);
+}
+
+/** A binary heap whose root is the element `higher` puts on top. */
+function siftUp(heap: Int32Array, at: number, higher: Before): void {
+  const item = heap[at]!;
+  while (at > 0) {
+    const parent = (at - 1) >> 1;
+    if (!higher(item, heap[parent]!)) break;
+    heap[at] = heap[parent]!;
+    at = parent;
+  }
+  heap[at] = item;
+}
+
+function siftDown(heap: Int32Array, count: number, higher: Before): void {
+  let at = 0;
+  const item = heap[0]!;
+  for (;;) {
+    const left = 2 * at + 1;
+    if (left >= count) break;
+    const right = left + 1;
+    const child = right < count && higher(heap[right]!, heap[left]!) ? right : left;
+    if (!higher(heap[child]!, item)) break;
+    heap[at] = heap[child]!;
+    at = child;
+  }
+  heap[at] = item;
+}
