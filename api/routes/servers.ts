@@ -13,11 +13,10 @@ import { Server, ServerCreateBody, ServerCreated, ServerListQuery, ServerSummary
 import { acceptBoot } from "../servers/create.js";
 import { IdempotencyHeaders, fingerprint, idempotencyKeyOf, withIdempotency, type StoredResponse } from "../idempotency.js";
 import { requestDelete } from "../servers/delete.js";
-import { liveServers } from "../servers/load.js";
+import { liveServers, serverViewColumns, type ServerPageRow } from "../servers/load.js";
 import { renderRows, renderServer } from "../servers/render.js";
 import { afterMarkerSql, orderBySql, parseSort } from "../servers/sort.js";
 import { conditionsForStatus } from "../servers/status-filter.js";
-import { serverView, type InstanceRow } from "../servers/view.js";
 import { can } from "../policy.js";
 
 const Params = Type.Object({ id: Type.String() });
@@ -30,12 +29,13 @@ function scopeOf(ctx: RequestContext, allTenants: string | undefined): { project
 export const serverRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, config }) => {
   const app = plain.withTypeProvider<TypeBoxTypeProvider>();
 
-  const render = (rows: InstanceRow[], ctx: RequestContext) => renderRows(db, config.publicUrl, ctx, rows, { serviceDownTimeSec: config.serviceDownTimeSec });
+  const render = (rows: ServerPageRow[], ctx: RequestContext) => renderRows(db, config.publicUrl, ctx, rows, { serviceDownTimeSec: config.serviceDownTimeSec });
 
-  const listPage = async (query: Static<typeof ServerListQuery>, ctx: RequestContext): Promise<InstanceRow[]> => {
+  /** One page of the servers the query asks for, with the given columns. */
+  const listPage = async <Row>(query: Static<typeof ServerListQuery>, ctx: RequestContext, columns: (string | Knex.Raw)[]): Promise<Row[]> => {
     const scope = scopeOf(ctx, query.all_tenants);
     const sort = parseSort(query.sort_key, query.sort_dir, ctx.isAdmin);
-    let q: Knex.QueryBuilder = db("instances");
+    let q: Knex.QueryBuilder = db("instances").select(columns);
     if (scope.projectId !== null) q = q.where("project_id", scope.projectId);
     const since = query["changes-since"];
     if (since !== undefined) {
@@ -160,7 +160,7 @@ export const serverRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, c
       },
     },
     async (req) => {
-      const rows = await listPage(req.query, req.ctx);
+      const rows = await listPage<{ id: string; name: string }>(req.query, req.ctx, ["instances.id", "instances.name"]);
       const links = nextLink(`${config.publicUrl}/v2.1/servers`, req.query, rows, pageSize(req.query.limit));
       return {
         servers: rows.map((r) => ({ id: r.id, name: r.name, links: resourceLinks(config.publicUrl, "servers", r.id) })),
@@ -180,7 +180,7 @@ export const serverRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, c
       },
     },
     async (req) => {
-      const rows = await listPage(req.query, req.ctx);
+      const rows = await listPage<ServerPageRow>(req.query, req.ctx, serverViewColumns(db));
       const links = nextLink(`${config.publicUrl}/v2.1/servers/detail`, req.query, rows, pageSize(req.query.limit));
       return { servers: await render(rows, req.ctx), ...(links.length ? { servers_links: links } : {}) };
     },
@@ -192,8 +192,8 @@ export const serverRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, c
       schema: { summary: "Show a server", tags: ["servers"], params: Params, response: { 200: Type.Object({ server: Server }), ...errors(404) } },
     },
     async (req) => {
-      const row: InstanceRow | undefined = isUuid(req.params.id)
-        ? await liveServers(db, scopeOf(req.ctx, req.ctx.isAdmin ? "1" : undefined)).where({ id: req.params.id }).first()
+      const row: ServerPageRow | undefined = isUuid(req.params.id)
+        ? await liveServers(db, scopeOf(req.ctx, req.ctx.isAdmin ? "1" : undefined)).where({ id: req.params.id }).first(serverViewColumns(db))
         : undefined;
       if (!row) throw notFound(`Instance ${req.params.id} could not be found.`);
       const [server] = await render([row], req.ctx);

@@ -1,21 +1,33 @@
 /** Reads what the server view needs, for one server or a page of them, in a fixed number of queries. */
 import type { Knex } from "knex";
 import type { Db } from "../../common/db/knex.js";
-import type { AddressRow, FaultRow, HostStatus, InstanceRow } from "./view.js";
+import type { AddressRow, FaultRow, HostStatus, ServerRow } from "./view.js";
 
-export async function loadAddresses(db: Db, ids: string[]): Promise<Map<string, AddressRow[]>> {
-  const out = new Map<string, AddressRow[]>();
-  if (ids.length === 0) return out;
-  const rows: (AddressRow & { device_id: string })[] = await db("ports")
-    .join("networks", "networks.id", "ports.network_id")
-    .join("ip_allocations", "ip_allocations.port_id", "ports.id")
-    .whereIn("ports.device_id", ids)
-    .select("ports.device_id", "ports.mac_address", "ports.device_index", "networks.name as network_name", "ip_allocations.ip_address");
-  for (const r of rows) out.set(r.device_id, [...(out.get(r.device_id) ?? []), r]);
-  return out;
+/** A server's view columns with its fixed IPs, as serverRows selects them. */
+export type ServerPageRow = ServerRow & { addresses: AddressRow[] };
+
+const SERVER_VIEW_COLUMNS: (keyof ServerRow)[] = [
+  "id", "seq", "name", "project_id", "user_id", "vm_state", "task_state", "power_state", "host", "node", "availability_zone",
+  "flavor", "image_id", "metadata", "config_drive", "key_name", "access_ip_v4", "access_ip_v6", "progress",
+  "launched_at", "terminated_at", "created_at", "updated_at",
+];
+
+/**
+ * Each server's fixed IPs as a JSON array (unordered: addressesView orders them): a
+ * correlated subquery, so a page costs index probes per server rather than a join the
+ * planner may turn into scans of every port and address.
+ */
+const ADDRESSES_SQL = `(
+  SELECT coalesce(json_agg(json_build_object('network_name', n.name, 'mac_address', p.mac_address, 'device_index', p.device_index, 'ip_address', a.ip_address)), '[]'::json)
+    FROM ports p JOIN networks n ON n.id = p.network_id JOIN ip_allocations a ON a.port_id = p.id
+   WHERE p.device_id = instances.id) AS addresses`;
+
+/** What the server view reads: the columns it shows (not the boot's snapshots and bookkeeping) and the addresses. */
+export function serverViewColumns(db: Db): (string | Knex.Raw)[] {
+  return [...SERVER_VIEW_COLUMNS.map((c) => `instances.${c}`), db.raw(ADDRESSES_SQL)];
 }
 
-export async function loadFaults(db: Db, rows: InstanceRow[]): Promise<Map<string, FaultRow>> {
+export async function loadFaults(db: Db, rows: Pick<ServerRow, "id" | "vm_state">[]): Promise<Map<string, FaultRow>> {
   const ids = rows.filter((r) => r.vm_state === "error" || r.vm_state === "deleted").map((r) => r.id);
   const out = new Map<string, FaultRow>();
   if (ids.length === 0) return out;

@@ -32,6 +32,8 @@ const SORT_COLUMNS: Record<string, string> = {
   vm_state: "vm_state",
 };
 const ADMIN_ONLY = new Set(["host", "node"]);
+/** Sort columns that are never NULL: a marker bound on them can start an index scan. */
+const NOT_NULL = new Set(["created_at", "updated_at", "name", "project_id", "user_id", "vm_state", "power_state", "config_drive", "launch_index", "progress", "locked", "id"]);
 
 export interface SortKey {
   column: string;
@@ -76,5 +78,9 @@ export function afterMarkerSql(keys: SortKey[]): string {
         : `("${k.column}" < ${m(k.column)} OR ("${k.column}" IS NULL AND ${m(k.column)} IS NOT NULL))`;
     return `(${[...equal, beyond].join(" AND ")})`;
   });
-  return `(${ors.join(" OR ")})`;
+  // Implied by the ORs when the first key is never NULL; an index on it then starts at the marker
+  // instead of filtering every row before it.
+  const first = keys[0];
+  const bound = first && NOT_NULL.has(first.column) ? `"${first.column}" ${first.dir === "asc" ? ">=" : "<="} ${m(first.column)} AND ` : "";
+  return `(${bound}(${ors.join(" OR ")}))`;
 }

@@ -41,6 +41,34 @@ export interface InstanceRow {
   deleted_at: Date | null;
 }
 
+/** The columns of an instance the server view reads (SERVER_VIEW_COLUMNS in load.ts selects them). */
+export type ServerRow = Pick<
+  InstanceRow,
+  | "id"
+  | "seq"
+  | "name"
+  | "project_id"
+  | "user_id"
+  | "vm_state"
+  | "task_state"
+  | "power_state"
+  | "host"
+  | "node"
+  | "availability_zone"
+  | "flavor"
+  | "image_id"
+  | "metadata"
+  | "config_drive"
+  | "key_name"
+  | "access_ip_v4"
+  | "access_ip_v6"
+  | "progress"
+  | "launched_at"
+  | "terminated_at"
+  | "created_at"
+  | "updated_at"
+>;
+
 export interface AddressRow {
   network_name: string;
   mac_address: string;
@@ -62,14 +90,31 @@ export function hostId(projectId: string, host: string | null): string {
   return host ? createHash("sha224").update(projectId + host).digest("hex") : "";
 }
 
-/** Ordered like the NICs, grouped by network name (clients rely on the order). */
+/** hostId, hashing each (project, host) pair once: a page of servers shares few hosts. */
+export function hostIdCache(): (projectId: string, host: string | null) => string {
+  const known = new Map<string, string>();
+  return (projectId, host) => {
+    if (!host) return "";
+    const key = `${projectId}\n${host}`;
+    let id = known.get(key);
+    if (id === undefined) known.set(key, (id = hostId(projectId, host)));
+    return id;
+  };
+}
+
+const ipVersion = (address: string) => (address.includes(":") ? 6 : 4);
+
+/** Ordered like the NICs (a NIC's IPv4 address first), grouped by network name (clients rely on the order). */
 export function addressesView(rows: AddressRow[]) {
   const out: Record<string, { addr: string; version: number; "OS-EXT-IPS:type": string; "OS-EXT-IPS-MAC:mac_addr": string }[]> = {};
-  const sorted = [...rows].sort((a, b) => (a.device_index ?? 0) - (b.device_index ?? 0));
+  const sorted =
+    rows.length < 2
+      ? rows
+      : [...rows].sort((a, b) => (a.device_index ?? 0) - (b.device_index ?? 0) || ipVersion(a.ip_address) - ipVersion(b.ip_address));
   for (const r of sorted) {
     (out[r.network_name] ??= []).push({
       addr: r.ip_address,
-      version: r.ip_address.includes(":") ? 6 : 4,
+      version: ipVersion(r.ip_address),
       "OS-EXT-IPS:type": "fixed",
       "OS-EXT-IPS-MAC:mac_addr": r.mac_address,
     });
@@ -87,9 +132,11 @@ export interface ViewOptions {
   fault: FaultRow | null;
   /** Nova's host_status, shown to admins only. */
   hostStatus?: HostStatus;
+  /** Computes hostId; a page passes one cache for all its servers. */
+  hostId?: (projectId: string, host: string | null) => string;
 }
 
-export function serverView(row: InstanceRow, opts: ViewOptions) {
+export function serverView(row: ServerRow, opts: ViewOptions) {
   const status = serverStatus(row.vm_state, row.task_state);
   const showFault = opts.fault !== null && (status === "ERROR" || status === "DELETED");
   return {
@@ -99,7 +146,7 @@ export function serverView(row: InstanceRow, opts: ViewOptions) {
     tenant_id: row.project_id,
     user_id: row.user_id,
     metadata: row.metadata,
-    hostId: hostId(row.project_id, row.host),
+    hostId: (opts.hostId ?? hostId)(row.project_id, row.host),
     image: row.image_id ? { id: row.image_id, links: [{ rel: "bookmark", href: `${opts.publicUrl}/images/${row.image_id}` }] } : ("" as const),
     flavor: { id: row.flavor.id, links: [{ rel: "bookmark", href: `${opts.publicUrl}/flavors/${row.flavor.id}` }] },
     created: iso(row.created_at)!,
