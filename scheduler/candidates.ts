@@ -10,7 +10,7 @@ import { readAggregates, readHosts } from "./host-state-rows.js";
 
 /** A host that can take work now: enabled, not forced down, heard from within the down time. */
 export function isUsable(h: HostState, upSinceMs: number): boolean {
-  return h.enabled && !h.forcedDown && h.lastSeenMs > upSinceMs;
+  return h.enabled && !h.forcedDown && h.lastSeenMs >= upSinceMs;
 }
 
 export async function loadCandidates(db: Knex | Knex.Transaction, serviceDownTimeSec: number, providerId?: string): Promise<HostState[]> {

@@ -38,6 +38,7 @@ const deps: ConductorDeps = {
   db,
   log,
   view,
+  weigherMultipliers: config.weigherMultipliers,
   serviceDownTimeSec: config.serviceDownTimeSec,
   maxAttempts: config.schedulerMaxAttempts,
   orphanGraceSec: config.recovery.orphanGraceSec,

@@ -4,6 +4,7 @@
  * job to that host's queue through the outbox, all in one transaction.
  */
 import type { Knex } from "knex";
+import type { WeigherMultipliers } from "../common/config.js";
 import { addFault, applyEvent, recordEvent } from "../common/db/instance-records.js";
 import { transactionWithRetry } from "../common/db/retry.js";
 import type { Logger } from "../common/logger.js";
@@ -26,6 +27,8 @@ export interface PlacementDeps {
   maxAttempts: number;
   /** The scheduler's host-state view; one per database is made on first use when absent. */
   view?: HostStateView;
+  /** Nova's defaults when absent. */
+  weigherMultipliers?: Readonly<WeigherMultipliers>;
 }
 
 export interface PlaceableInstance extends InstanceState {
@@ -187,7 +190,7 @@ async function placeOne(
       });
       return "no_valid_host";
     }
-    const ranked = rank(filtered.hosts, weighersFor(spec), deps.maxAttempts + 2);
+    const ranked = rank(filtered.hosts, weighersFor(spec, deps.weigherMultipliers), deps.maxAttempts + 2);
     const lost: string[] = [];
     for (const host of ranked) {
       const alternates = ranked.filter((h) => h !== host).slice(0, deps.maxAttempts - 1).map((h) => h.host);
