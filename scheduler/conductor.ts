@@ -127,23 +127,25 @@ async function lockForReport(trx: Knex.Transaction, id: string): Promise<(Placea
 }
 
 async function spawned(deps: PlacementDeps, r: ReportOf<"spawned">): Promise<void> {
-  await transactionWithRetry(deps.db, async (trx) => {
-    const inst = await lockForReport(trx, r.instance_id);
-    // A build that finished after its instance was deleted (locally, the host being down) or
-    // moved to another host left a domain nobody owns: reap it now rather than at the next sync.
-    if (inst && (inst.vm_state === "deleted" || inst.host !== r.host)) {
-      const reason = inst.vm_state === "deleted" ? "deleted" : `built late; the instance is on ${inst.host ?? "no host"}`;
-      await sendOrphans(trx, r.host, [{ instance_id: inst.id, instance_name: instanceNameFromSeq(inst.seq), reason }], `late-${inst.id}-${r.attempt}`);
-      return;
-    }
-    if (!inst || inst.host !== r.host || inst.attempts !== r.attempt) return;
-    if (inst.vm_state !== "building" || inst.task_state !== "spawning") return;
-    // A success clears the host's run of failed builds (BuildFailureWeigher); no write when there was none.
-    await trx("compute_services").where({ host: r.host }).whereNot("failed_builds", 0).update({ failed_builds: 0 });
-    await applyEvent(trx, inst, { type: "spawn_succeeded", power_state: r.power_state }, { launched_at: trx.fn.now() });
-    await trx("ports").where({ device_id: inst.id }).update({ status: "ACTIVE", updated_at: trx.fn.now() });
-    await recordEvent(trx, { instanceId: inst.id, requestId: r.request_id, event: "compute_build_and_run_instance", result: "Success", host: r.host, finishAction: true });
-  });
+  await transactionWithRetry(deps.db, (trx) => applySpawned(trx, r));
+}
+
+async function applySpawned(trx: Knex.Transaction, r: ReportOf<"spawned">): Promise<void> {
+  const inst = await lockForReport(trx, r.instance_id);
+  // A build that finished after its instance was deleted (locally, the host being down) or
+  // moved to another host left a domain nobody owns: reap it now rather than at the next sync.
+  if (inst && (inst.vm_state === "deleted" || inst.host !== r.host)) {
+    const reason = inst.vm_state === "deleted" ? "deleted" : `built late; the instance is on ${inst.host ?? "no host"}`;
+    await sendOrphans(trx, r.host, [{ instance_id: inst.id, instance_name: instanceNameFromSeq(inst.seq), reason }], `late-${inst.id}-${r.attempt}`);
+    return;
+  }
+  if (!inst || inst.host !== r.host || inst.attempts !== r.attempt) return;
+  if (inst.vm_state !== "building" || inst.task_state !== "spawning") return;
+  // A success clears the host's run of failed builds (BuildFailureWeigher); no write when there was none.
+  await trx("compute_services").where({ host: r.host }).whereNot("failed_builds", 0).update({ failed_builds: 0 });
+  await applyEvent(trx, inst, { type: "spawn_succeeded", power_state: r.power_state }, { launched_at: trx.fn.now() });
+  await trx("ports").where({ device_id: inst.id }).update({ status: "ACTIVE", updated_at: trx.fn.now() });
+  await recordEvent(trx, { instanceId: inst.id, requestId: r.request_id, event: "compute_build_and_run_instance", result: "Success", host: r.host, finishAction: true });
 }
 
 async function spawnFailed(deps: PlacementDeps, r: ReportOf<"spawn_failed">): Promise<void> {
@@ -181,11 +183,34 @@ async function spawnFailed(deps: PlacementDeps, r: ReportOf<"spawn_failed">): Pr
 }
 
 async function deleted(deps: PlacementDeps, r: ReportOf<"deleted">): Promise<void> {
+  await transactionWithRetry(deps.db, (trx) => applyDeleted(trx, r));
+}
+
+async function applyDeleted(trx: Knex.Transaction, r: ReportOf<"deleted">): Promise<void> {
+  const inst = await lockForReport(trx, r.instance_id);
+  if (!inst || inst.vm_state === "deleted" || inst.host !== r.host) return;
+  await finishDelete(trx, inst);
+  await recordEvent(trx, { instanceId: inst.id, requestId: r.request_id, event: "compute_terminate_instance", result: "Success", host: r.host, finishAction: true });
+}
+
+/** The reports that come by the thousand in a burst of boots or deletes; they can share a commit. */
+export type BatchableReport = ReportOf<"spawned"> | ReportOf<"deleted">;
+
+export function isBatchable(r: Report): r is BatchableReport {
+  return r.kind === "spawned" || r.kind === "deleted";
+}
+
+/**
+ * Applies several reports in one transaction (one commit), in instance order so two
+ * batches lock rows in the same order. Each report's effect is the one it has alone.
+ */
+export async function applyReportBatch(deps: PlacementDeps, reports: BatchableReport[]): Promise<void> {
+  const ordered = [...reports].sort((a, b) => (a.instance_id < b.instance_id ? -1 : a.instance_id > b.instance_id ? 1 : 0));
   await transactionWithRetry(deps.db, async (trx) => {
-    const inst = await lockForReport(trx, r.instance_id);
-    if (!inst || inst.vm_state === "deleted" || inst.host !== r.host) return;
-    await finishDelete(trx, inst);
-    await recordEvent(trx, { instanceId: inst.id, requestId: r.request_id, event: "compute_terminate_instance", result: "Success", host: r.host, finishAction: true });
+    for (const r of ordered) {
+      if (r.kind === "spawned") await applySpawned(trx, r);
+      else await applyDeleted(trx, r);
+    }
   });
 }
 

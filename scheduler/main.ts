@@ -15,7 +15,8 @@ import { QueueSet, REPORTS_QUEUE, SCHEDULE_QUEUE, WORKER_RECOVERY, producerConne
 import { onShutdown } from "../common/shutdown.js";
 import { instrumentWorkers, processRegistry } from "../common/metrics.js";
 import { startOpsServer } from "../common/ops-server.js";
-import { applyReport, type ConductorDeps } from "./conductor.js";
+import { GroupCommit } from "../common/group-commit.js";
+import { applyReport, applyReportBatch, isBatchable, type BatchableReport, type ConductorDeps } from "./conductor.js";
 import { startRecovery } from "./recovery.js";
 import { flushHeartbeats } from "./heartbeats.js";
 import { HostStateView } from "./host-state-view.js";
@@ -60,21 +61,32 @@ const scheduler = new Worker<ScheduleJob>(
     // Not in the batch: another scheduler holds it. Wait for that one to finish, then look again.
     const own = outcomes.get(id) ?? (await placeInstance(deps, id));
     for (const [instance_id, outcome] of outcomes) {
-      if (outcome !== "skipped") log.info({ instance_id, outcome, batch: outcomes.size }, "placement decided");
+      if (outcome === "placed") log.debug({ instance_id, outcome, batch: outcomes.size }, "placement decided");
+      else if (outcome !== "skipped") log.info({ instance_id, outcome, batch: outcomes.size }, "placement decided");
     }
     return own;
   },
   { connection, prefix: config.queuePrefix, concurrency: 4, ...WORKER_RECOVERY },
 );
 
+// Spawned and deleted reports arrive by the thousand in a burst: they share commits.
+const reportCommits = new GroupCommit<BatchableReport>({
+  applyBatch: (reports) => applyReportBatch(deps, reports),
+  applyOne: (report) => applyReport(deps, report),
+  maxBatch: 64,
+  maxDelayMs: 5,
+  onBatchFailed: (err, size) => log.warn({ err: String(err), size }, "report batch failed; applying its reports one by one"),
+});
+
 const conductor = new Worker<Report>(
   REPORTS_QUEUE,
   async (job) => {
-    await applyReport(deps, job.data);
     const r = job.data;
-    log.info({ kind: r.kind, host: r.host, ...("instance_id" in r ? { instance_id: r.instance_id, request_id: r.request_id } : {}) }, "report applied");
+    if (isBatchable(r)) await reportCommits.submit(r);
+    else await applyReport(deps, r);
+    log.debug({ kind: r.kind, host: r.host, ...("instance_id" in r ? { instance_id: r.instance_id, request_id: r.request_id } : {}) }, "report applied");
   },
-  { connection, prefix: config.queuePrefix, concurrency: 16, ...WORKER_RECOVERY },
+  { connection, prefix: config.queuePrefix, concurrency: 128, ...WORKER_RECOVERY },
 );
 
 for (const w of [scheduler, conductor]) {

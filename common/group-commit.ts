@@ -1,0 +1,67 @@
+/**
+ * Group commit: items submitted close together are applied in one batch (one database
+ * transaction, one commit) instead of one each. A batch is run when it is full or
+ * when the first item in it has waited `maxDelayMs`. If the batch fails, each of its
+ * items is applied alone, so one bad item fails only its own submitter.
+ */
+export interface GroupCommitOptions<T> {
+  applyBatch: (items: T[]) => Promise<void>;
+  applyOne: (item: T) => Promise<void>;
+  maxBatch: number;
+  maxDelayMs: number;
+  onBatchFailed?: (err: unknown, size: number) => void;
+}
+
+interface Waiter<T> {
+  item: T;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+export class GroupCommit<T> {
+  private waiting: Waiter<T>[] = [];
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly opts: GroupCommitOptions<T>) {}
+
+  submit(item: T): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.push({ item, resolve, reject });
+      if (this.waiting.length >= this.opts.maxBatch) this.flush();
+      else this.timer ??= setTimeout(() => this.flush(), this.opts.maxDelayMs);
+    });
+  }
+
+  /** Runs what is waiting now. */
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const batch = this.waiting;
+    this.waiting = [];
+    if (batch.length > 0) void this.run(batch);
+  }
+
+  private async run(batch: Waiter<T>[]): Promise<void> {
+    try {
+      await this.opts.applyBatch(batch.map((w) => w.item));
+      for (const w of batch) w.resolve();
+      return;
+    } catch (err) {
+      if (batch.length === 1) {
+        batch[0]!.reject(err);
+        return;
+      }
+      this.opts.onBatchFailed?.(err, batch.length);
+    }
+    await Promise.all(
+      batch.map(async (w) => {
+        try {
+          await this.opts.applyOne(w.item);
+          w.resolve();
+        } catch (err) {
+          w.reject(err);
+        }
+      }),
+    );
+  }
+}
