@@ -21,9 +21,13 @@ export interface OutboxJob {
 }
 
 export async function enqueue(trx: Knex | Knex.Transaction, job: OutboxJob): Promise<void> {
-  await trx("outbox").insert({ queue: job.queue, job_name: job.name, job_id: job.jobId, payload: JSON.stringify(job.payload) });
-  // Delivered at commit, so the relay wakes only for rows it can see.
-  await trx.raw("SELECT pg_notify(?, '')", [CHANNEL]);
+  // The notification is delivered at commit, so the relay wakes only for rows it can see;
+  // sent by the insert's own statement, which saves a round trip per job.
+  await trx.raw(
+    `WITH job AS (INSERT INTO outbox (queue, job_name, job_id, payload) VALUES (?, ?, ?, ?) RETURNING id)
+     SELECT pg_notify(?, '') FROM job`,
+    [job.queue, job.name, job.jobId, JSON.stringify(job.payload), CHANNEL],
+  );
 }
 
 export interface RelayOptions {
