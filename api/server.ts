@@ -36,7 +36,7 @@ if (config.authMode === "oidc") {
   auth = config.authMode === "dev" ? devAuthenticator(config.devToken) : noAuthenticator();
 }
 await ensureDatabase(config.databaseUrl);
-const db = createDb(config.databaseUrl, { min: 0, max: 20 });
+const db = createDb(config.databaseUrl, { min: 0, max: config.dbPoolMax ?? 20 });
 await migrateLatest(db);
 const queues = new QueueSet(config.redisUrl, config.queuePrefix);
 const relay = new OutboxRelay({ db, databaseUrl: config.databaseUrl, queues, log });

@@ -37,6 +37,8 @@ export interface Config {
   /** Resilience (issue 7): deadlines, recovery sweeps, reconciliation. See docs/resilience.md. */
   recovery: RecoveryConfig;
   schedulerMaxAttempts: number;
+  /** Postgres connections each api or scheduler process may hold (CIRRUS_DB_POOL_MAX); null: the process's default. */
+  dbPoolMax: number | null;
   /** How much each scheduler weigher counts (Nova's [filter_scheduler] *_weight_multiplier). */
   weigherMultipliers: WeigherMultipliers;
   agentHost: string;
@@ -256,6 +258,7 @@ export function loadConfig(env: Env = process.env): Config {
       orphanGraceSec: num(env, "CIRRUS_ORPHAN_GRACE", 60),
     },
     schedulerMaxAttempts: num(env, "CIRRUS_SCHEDULER_MAX_ATTEMPTS", 3),
+    dbPoolMax: optionalNum(env, "CIRRUS_DB_POOL_MAX"),
     weigherMultipliers: weigherMultipliers(env),
     agentHost: env.CIRRUS_HOST ?? os.hostname(),
     agentDriver,

@@ -28,7 +28,7 @@ const PLACEMENT_BATCH = 32;
 const config = loadConfig();
 const log = createLogger("cirrus-scheduler", config.logLevel);
 await ensureDatabase(config.databaseUrl);
-const db = createDb(config.databaseUrl, { min: 0, max: 20 });
+const db = createDb(config.databaseUrl, { min: 0, max: config.dbPoolMax ?? 12 });
 await migrateLatest(db);
 const queues = new QueueSet(config.redisUrl, config.queuePrefix);
 const relay = new OutboxRelay({ db, databaseUrl: config.databaseUrl, queues, log });

@@ -191,12 +191,16 @@ async function placeOne(
       return "no_valid_host";
     }
     const ranked = rank(filtered.hosts, weighersFor(spec, deps.weigherMultipliers), deps.maxAttempts + 2);
+    // Copies taken now, in the same tick as the decision: the view's objects change while this
+    // awaits its claims (other batches refresh and consume), and the compare-and-set must carry
+    // the generation the decision was made on, not a later one.
+    const decided = ranked.map((h) => ({ live: h, seen: { ...h } }));
     const lost: string[] = [];
-    for (const host of ranked) {
-      const alternates = ranked.filter((h) => h !== host).slice(0, deps.maxAttempts - 1).map((h) => h.host);
+    for (const { live, seen: host } of decided) {
+      const alternates = decided.filter((d) => d.seen !== host).slice(0, deps.maxAttempts - 1).map((d) => d.seen.host);
       touched.add(host.providerId);
       if (await dispatchTo(trx, inst, host, alternates, [], requestId, { skipLocked: true })) {
-        consume(host, resources);
+        consume(live, resources);
         if (spec.group) spec.group.hosts[host.host] = (spec.group.hosts[host.host] ?? 0) + 1;
         await recordEvent(trx, { instanceId: inst.id, requestId, event: "schedule_instances", result: "Success", host: host.host });
         return "placed";
