@@ -8,9 +8,12 @@
  * Multi-create (one request for 50 servers) is measured apart, as B2m.
  * Each run starts a fresh stack (bench/stack.ts) and warms it with a few boots first.
  */
+import { rm } from "node:fs/promises";
 import path from "node:path";
 import { median, round, runLoad, type LoadResult } from "./lib/http-load.js";
 import { TARGETS, type FigureRow } from "./lib/figures.js";
+import { dbActivity } from "./lib/db-activity.js";
+import { logOffset, statementCosts } from "./lib/pg-statements.js";
 import { cpuByRole, rssMb, sampleCpu, stackProcessesByRole } from "./lib/stack-usage.js";
 import { serverCounts, waitForCounts } from "./lib/server-counts.js";
 import { startStack, type BenchFixtures, type Stack } from "./stack.js";
@@ -68,7 +71,7 @@ function meter(stack: Stack) {
   };
 }
 
-async function boot(stack: Stack, servers: number, prefix: string, perRequest = 1): Promise<{ load: LoadResult; activeMs: number; errors: number; refused: number }> {
+async function boot(stack: Stack, servers: number, prefix: string, perRequest = 1): Promise<{ load: LoadResult; activeMs: number; errors: number; refused: number; polls: number }> {
   const f = stack.fixtures!;
   const before = await serverCounts(stack.db);
   const started = Date.now();
@@ -83,15 +86,15 @@ async function boot(stack: Stack, servers: number, prefix: string, perRequest = 
   // A refused POST (reported, not retried) creates nothing: the target is what was accepted.
   const refused = Object.values(load.unexpected).reduce((a, b) => a + b, 0);
   const target = before.active + servers - refused * perRequest;
-  const { ms, counts } = await waitForCounts(stack.db, started, (c) => c.active + c.error - before.error >= target, {
+  const { ms, counts, polls } = await waitForCounts(stack.db, started, (c) => c.active + c.error - before.error >= target, {
     everyMs: servers > 2_000 ? 250 : 100,
     timeoutMs: 60_000 + servers * 100,
     what: `${servers} servers ACTIVE`,
   });
-  return { load, activeMs: ms, errors: counts.error - before.error, refused };
+  return { load, activeMs: ms, errors: counts.error - before.error, refused, polls: polls + 1 };
 }
 
-async function deleteAll(stack: Stack): Promise<{ load: LoadResult; emptyMs: number; listEmpty: boolean }> {
+async function deleteAll(stack: Stack): Promise<{ load: LoadResult; emptyMs: number; listEmpty: boolean; polls: number }> {
   const ids = (await stack.db("instances").whereNot("vm_state", "deleted").pluck("id")) as string[];
   const started = Date.now();
   const watching = waitForCounts(stack.db, started, (c) => c.live === 0 && c.allocations === 0, {
@@ -111,9 +114,9 @@ async function deleteAll(stack: Stack): Promise<{ load: LoadResult; emptyMs: num
   });
   const refused = Object.values(load.unexpected).reduce((a, b) => a + b, 0);
   if (refused > 0) throw new Error(`${refused} DELETEs were not accepted: ${JSON.stringify(load.unexpected)}`);
-  const { ms } = await watching;
+  const { ms, polls } = await watching;
   const list = (await (await fetch(`${stack.apiUrl}/v2.1/servers`, { headers: stack.headers })).json()) as { servers: unknown[] };
-  return { load, emptyMs: ms, listEmpty: list.servers.length === 0 };
+  return { load, emptyMs: ms, listEmpty: list.servers.length === 0, polls: polls + 1 };
 }
 
 function rssOf(stack: Stack): Record<string, number> {
@@ -127,14 +130,20 @@ async function warmUp(stack: Stack): Promise<void> {
   await deleteAll(stack);
 }
 
-async function runOnce(s: Scenario, profileDir?: string) {
-  const stack = await startStack({ hosts: s.hosts, ...(profileDir ? { cpuProf: ["api", "scheduler", "sim"] } : {}) });
+async function runOnce(s: Scenario, opts: { profileDir?: string; multiCreate: boolean }) {
+  const { profileDir } = opts;
+  const stack = await startStack({ hosts: s.hosts, ...(profileDir ? { cpuProf: ["api", "scheduler", "sim"], logStatements: true } : {}) });
+  const database = decodeURIComponent(new URL(stack.databaseUrl).pathname.slice(1));
   try {
     await warmUp(stack);
+    const logFrom = await logOffset();
+    const createDb = await dbActivity(stack.db);
     const createCpu = meter(stack);
     const created = await boot(stack, s.servers, "b2");
     const create = createCpu();
     const rss = rssOf(stack);
+    const createDbUse = await createDb(s.servers);
+    const statements = profileDir ? await statementCosts(database, logFrom) : undefined;
     const out: Record<string, unknown> = {
       servers: s.servers,
       hosts: s.hosts,
@@ -147,12 +156,18 @@ async function runOnce(s: Scenario, profileDir?: string) {
       refusedPosts: created.load.unexpected,
       rssMb: rss,
       createCpu: create,
+      // The bench's own polling queries are in these (one transaction each): see pollsPerServer.
+      createDb: { ...createDbUse, pollsPerServer: round(created.polls / s.servers, 2) },
+      ...(statements ? { createStatements: { msPerServer: round(statements.totalMs / s.servers, 2), top: statements.statements } } : {}),
     };
     if (s.deletes) {
+      const deleteDb = await dbActivity(stack.db);
       const deleteCpu = meter(stack);
       const deleted = await deleteAll(stack);
       out.delete = { emptySec: round(deleted.emptyMs / 1000, 2), deletesPerSec: round(s.servers / (deleted.emptyMs / 1000), 1), listEmpty: deleted.listEmpty, deleteP50Ms: deleted.load.p50Ms };
       out.deleteCpu = deleteCpu();
+      out.deleteDb = { ...(await deleteDb(s.servers)), pollsPerServer: round(deleted.polls / s.servers, 2) };
+      if (!opts.multiCreate) return out;
       const multiCpu = meter(stack);
       const multi = await boot(stack, s.servers, "b2m", MULTI_PER_REQUEST);
       out.multiCreate = {
@@ -166,15 +181,21 @@ async function runOnce(s: Scenario, profileDir?: string) {
     return out;
   } finally {
     await stack.stop();
-    if (profileDir) await collectProfiles(stack.logsDir, profileDir, s.name);
+    if (profileDir) {
+      await collectProfiles(stack.logsDir, profileDir, s.name);
+      await rm(stack.logsDir, { recursive: true, force: true });
+    }
   }
 }
 
+/** Keeps each process's main-thread profile (the largest of its folder) as b2-<scenario>-<process>.cpuprofile. */
 async function collectProfiles(from: string, to: string, scenario: string): Promise<void> {
-  const { mkdir, readdir, rename } = await import("node:fs/promises");
+  const { copyFile, mkdir, readdir, stat } = await import("node:fs/promises");
   await mkdir(to, { recursive: true });
-  for (const f of await readdir(from)) {
-    if (f.endsWith(".cpuprofile")) await rename(path.join(from, f), path.join(to, `b2-${scenario}-${f}`));
+  for (const dir of (await readdir(from)).filter((f) => f.endsWith(".cpuprofiles"))) {
+    const files = await Promise.all((await readdir(path.join(from, dir))).map(async (f) => ({ f, size: (await stat(path.join(from, dir, f))).size })));
+    const main = files.sort((a, b) => b.size - a.size)[0];
+    if (main) await copyFile(path.join(from, dir, main.f), path.join(to, `b2-${scenario}-${dir.replace(/\.cpuprofiles$/, "")}.cpuprofile`));
   }
 }
 
@@ -220,8 +241,9 @@ function summarize(s: Scenario, runs: Run[]) {
           },
           B2m: {
             perRequest: MULTI_PER_REQUEST,
-            activeSec: med(runs, (r) => multi(r)?.activeSec),
-            bootsPerSec: med(runs, (r) => multi(r)?.bootsPerSec),
+            runs: runs.filter((r) => multi(r)).length,
+            activeSec: med(runs.filter((r) => multi(r)), (r) => multi(r)?.activeSec),
+            bootsPerSec: med(runs.filter((r) => multi(r)), (r) => multi(r)?.bootsPerSec),
           },
         }
       : {}),
@@ -230,18 +252,22 @@ function summarize(s: Scenario, runs: Run[]) {
       create: cpuPerServer(runs, "createCpu", s.servers),
       ...(s.deletes ? { delete: cpuPerServer(runs, "deleteCpu", s.servers) } : {}),
     },
+    /** Database work per server (first run): commits, rows, scans. */
+    dbPerServer: { create: runs[0]?.createDb, ...(s.deletes ? { delete: runs[0]?.deleteDb } : {}) },
     runs,
   };
 }
 
 export async function run(opts: { quick: boolean; profileDir?: string }): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
-  for (const s of scenarios(opts.quick)) {
+  // A profiled run is slowed down and only shows where the time goes: the first scenario once.
+  for (const s of opts.profileDir ? scenarios(opts.quick).slice(0, 1) : scenarios(opts.quick)) {
     const runs: Run[] = [];
     const repeats = opts.profileDir ? 1 : s.repeats;
     for (let i = 0; i < repeats; i++) {
       process.stderr.write(`B2 ${s.name}: run ${i + 1}/${repeats} (${s.servers} servers over ${s.hosts} hosts)\n`);
-      runs.push(await runOnce(s, opts.profileDir));
+      // Multi-create is a side figure: measured in the first run only, to keep the bench short.
+      runs.push(await runOnce(s, { ...(opts.profileDir ? { profileDir: opts.profileDir } : {}), multiCreate: i === 0 }));
     }
     out[s.name] = summarize(s, runs);
   }
@@ -258,7 +284,7 @@ export function figures(result: Record<string, unknown>): FigureRow[] {
     const scale = `${s.servers.toLocaleString("en")} servers / ${s.hosts.toLocaleString("en")} hosts (median of ${s.repeats})`;
     rows.push({ id: "B2", figure: `${scale}: first POST → all ACTIVE`, value: `${s.B2.activeSec} s = ${s.B2.bootsPerSec} boots/s`, target: TARGETS.B2 });
     rows.push({ id: "B2", figure: `${scale}: POST p50 / p99 under that load`, value: `${s.B2.postP50Ms} / ${s.B2.postP99Ms} ms` });
-    if (s.B2m) rows.push({ id: "B2m", figure: `${scale}, multi-create ${s.B2m.perRequest} per request: all ACTIVE`, value: `${s.B2m.activeSec} s = ${s.B2m.bootsPerSec} boots/s` });
+    if (s.B2m) rows.push({ id: "B2m", figure: `${s.servers.toLocaleString("en")} servers / ${s.hosts.toLocaleString("en")} hosts, multi-create ${s.B2m.perRequest} per request (${s.B2m.runs} run): all ACTIVE`, value: `${s.B2m.activeSec} s = ${s.B2m.bootsPerSec} boots/s` });
     if (s.B5) rows.push({ id: "B5", figure: `delete ${s.servers.toLocaleString("en")}: list empty, allocations zero`, value: `${s.B5.emptySec} s = ${s.B5.deletesPerSec} deletes/s` });
     rows.push({ id: "B6", figure: `RSS at the end of B2 (${name})`, value: Object.entries(s.B6).map(([role, mb]) => `${role} ${mb} MB`).join(", "), target: TARGETS.B6 });
     const perRole = (c: NonNullable<Summary["B7"]["create"]>) => Object.entries(c.byRoleMsPerServer).map(([role, ms]) => `${role} ${ms}`).join(", ");

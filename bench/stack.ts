@@ -17,6 +17,7 @@ import { Redis } from "ioredis";
 import type { Knex } from "knex";
 import { createDb, dropDatabase, ensureDatabase } from "../common/db/knex.js";
 import { migrateLatest } from "../common/db/migrations.js";
+import { logEveryStatement } from "./lib/pg-statements.js";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -54,9 +55,11 @@ export interface StackOptions {
   hostVcpus?: number;
   hostRamMb?: number;
   hostDiskGb?: number;
-  /** Roles to run under `node --cpu-prof` (profiles land in logsDir when the process exits). */
+  /** Roles to run under `node --cpu-prof` (profiles land in logsDir/<process>.cpuprofiles/ when it exits). */
   cpuProf?: ("api" | "scheduler" | "sim")[];
   logLevel?: string;
+  /** Log every statement of the bench database (bench/lib/pg-statements.ts); slows Postgres down. */
+  logStatements?: boolean;
   /** Extra environment for every process. */
   env?: Record<string, string>;
   /** Postgres server root URL (default the local one). */
@@ -113,6 +116,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   await dropDatabase(databaseUrl);
   await ensureDatabase(databaseUrl);
+  if (opts.logStatements) {
+    const admin = new URL(databaseUrl);
+    admin.pathname = "/postgres";
+    await logEveryStatement(admin.toString(), `cirrus_bench_${tag}`);
+  }
   const db = createDb(databaseUrl, { min: 0, max: 4 });
   await migrateLatest(db);
 
@@ -138,7 +146,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const children: Child[] = [];
   const start = (role: string, name: string, script: string, args: string[] = []) => {
     const log = createWriteStream(path.join(logsDir, `${name}.log`), { flags: "a" });
-    const prof = opts.cpuProf?.includes(role as "api") ? ["--cpu-prof", `--cpu-prof-dir=${logsDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+    // A folder per process: tsx's loader thread writes a profile of its own next to the main thread's.
+    const prof = opts.cpuProf?.includes(role as "api") ? ["--cpu-prof", `--cpu-prof-dir=${path.join(logsDir, `${name}.cpuprofiles`)}`] : [];
     const proc = spawn(process.execPath, [...prof, "--import", "tsx", path.join(repoRoot, script), ...args], {
       env: role === "sim" ? { ...env, UV_THREADPOOL_SIZE: "4" } : env,
       stdio: ["ignore", "pipe", "pipe"],

@@ -30,11 +30,11 @@ export async function waitForCounts(
   since: number,
   done: (c: ServerCounts) => boolean,
   opts: { everyMs: number; timeoutMs: number; what: string; allocations?: boolean },
-): Promise<{ ms: number; counts: ServerCounts }> {
+): Promise<{ ms: number; counts: ServerCounts; polls: number }> {
   const deadline = Date.now() + opts.timeoutMs;
-  for (;;) {
+  for (let polls = 1; ; polls++) {
     const counts = await serverCounts(db, opts.allocations);
-    if (done(counts)) return { ms: Date.now() - since, counts };
+    if (done(counts)) return { ms: Date.now() - since, counts, polls };
     if (Date.now() > deadline) throw new Error(`timed out after ${opts.timeoutMs} ms waiting for ${opts.what}: ${JSON.stringify(counts)}`);
     await new Promise((r) => setTimeout(r, opts.everyMs));
   }
