@@ -89,14 +89,14 @@ async function commitsPerBoot(quick: boolean) {
     };
     // What the idle stack commits (heartbeats, relay polls, host-state refreshes), per second.
     const idleStart = Date.now();
-    const idleMark = await walMark(stack.db);
+    const idleMark = await walMark(stack.db, stack.databaseUrl);
     const idleCommits0 = await stats();
     await new Promise((r) => setTimeout(r, idleSeconds * 1000));
     const idleCommits = (await stats()) - idleCommits0;
     const idleWrites = await writeTransactionsSince(stack.db, idleMark);
     const idleSec = (Date.now() - idleStart) / 1000;
 
-    const mark = await walMark(stack.db);
+    const mark = await walMark(stack.db, stack.databaseUrl);
     const commits0 = await stats();
     const started = Date.now();
     const body = (i: number) =>
