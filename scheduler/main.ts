@@ -59,14 +59,18 @@ const scheduler = new Worker<ScheduleJob>(
     const id = job.data.instance_id;
     const outcomes = await placeBatch(deps, { pending: PLACEMENT_BATCH, first: id });
     // Not in the batch: another scheduler holds it. Wait for that one to finish, then look again.
-    const own = outcomes.get(id) ?? (await placeInstance(deps, id));
+    // Raced: every host it tried was being claimed; try alone until it lands (placeInstance throws after 50 rounds, and the job is retried).
+    const first = outcomes.get(id);
+    const own = first === undefined || first === "raced" ? await placeInstance(deps, id) : first;
     for (const [instance_id, outcome] of outcomes) {
       if (outcome === "placed") log.debug({ instance_id, outcome, batch: outcomes.size }, "placement decided");
       else if (outcome !== "skipped") log.info({ instance_id, outcome, batch: outcomes.size }, "placement decided");
     }
     return own;
   },
-  { connection, prefix: config.queuePrefix, concurrency: 4, ...WORKER_RECOVERY },
+  // Two batches at a time: one computes while the other waits on Postgres. More would only
+  // make batches of one process race each other for the same best hosts.
+  { connection, prefix: config.queuePrefix, concurrency: 2, ...WORKER_RECOVERY },
 );
 
 // Spawned and deleted reports arrive by the thousand in a burst: they share commits.

@@ -180,8 +180,11 @@ async function placeOne(
   touched: Set<string>,
 ): Promise<PlaceOutcome> {
   const resources = spec.resources;
+  // Hosts whose claim this decision lost (changed, or being claimed by another batch right now).
+  const lostHosts = new Set<string>();
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const filtered = runFilters(view.hosts(), spec);
+    const open = lostHosts.size === 0 ? filtered.hosts : filtered.hosts.filter((h) => !lostHosts.has(h.providerId));
     if (filtered.hosts.length === 0) {
       await failBuild(trx, inst, requestId, {
         message: NO_VALID_HOST,
@@ -190,7 +193,8 @@ async function placeOne(
       });
       return "no_valid_host";
     }
-    const ranked = rank(filtered.hosts, weighersFor(spec, deps.weigherMultipliers), deps.maxAttempts + 2);
+    if (open.length === 0) break;
+    const ranked = rank(open, weighersFor(spec, deps.weigherMultipliers), deps.maxAttempts + 2);
     // Copies taken now, in the same tick as the decision: the view's objects change while this
     // awaits its claims (other batches refresh and consume), and the compare-and-set must carry
     // the generation the decision was made on, not a later one.
@@ -206,8 +210,9 @@ async function placeOne(
         return "placed";
       }
       lost.push(host.providerId);
+      lostHosts.add(host.providerId);
     }
-    // Every choice changed under us (another scheduler claimed there): read those hosts again.
+    // Every choice was lost: read those hosts again (the view keeps them, this decision moves on).
     await view.reload(trx, lost);
   }
   deps.log.warn({ instance_id: inst.id }, "every claim lost its race; the boot stays waiting for the next try");

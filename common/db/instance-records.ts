@@ -75,22 +75,25 @@ export async function recordEvent(
     finishAction?: boolean;
   },
 ): Promise<void> {
-  const action = await trx("instance_actions").where({ instance_id: e.instanceId, request_id: e.requestId }).first("id");
-  if (!action) return;
-  await trx("instance_action_events").insert({
-    action_id: action.id,
-    event: e.event,
-    result: e.result,
-    host: e.host ?? null,
-    details: e.details ?? null,
-    traceback: e.result === "Error" ? (e.details ?? null) : null,
-    finish_time: trx.fn.now(),
-  });
-  await trx("instance_actions")
-    .where({ id: action.id })
-    .update({
-      updated_at: trx.fn.now(),
-      ...(e.finishAction ? { finish_time: trx.fn.now() } : {}),
-      ...(e.result === "Error" ? { message: "Error" } : {}),
-    });
+  // One statement: find the action, add the event, touch (or finish) the action.
+  await trx.raw(
+    `WITH a AS (SELECT id FROM instance_actions WHERE instance_id = ? AND request_id = ?),
+          e AS (INSERT INTO instance_action_events (action_id, event, result, host, details, traceback, finish_time)
+                SELECT a.id, ?, ?, ?, ?, ?, now() FROM a)
+     UPDATE instance_actions SET updated_at = now(),
+            finish_time = CASE WHEN ? THEN now() ELSE finish_time END,
+            message = CASE WHEN ? THEN 'Error' ELSE message END
+       FROM a WHERE instance_actions.id = a.id`,
+    [
+      e.instanceId,
+      e.requestId,
+      e.event,
+      e.result,
+      e.host ?? null,
+      e.details ?? null,
+      e.result === "Error" ? (e.details ?? null) : null,
+      e.finishAction === true,
+      e.result === "Error",
+    ],
+  );
 }
