@@ -68,6 +68,8 @@ export async function resolveImage(db: Db, ctx: RequestContext, ref: string | un
     location: row.location,
     size: row.size,
     checksum: row.checksum,
+    // In the snapshot, so the scheduler need not read the image again for the spawn job.
+    os_hash_value: row.os_hash_algo === "sha256" ? row.os_hash_value : null,
     properties: row.properties,
   };
 }
