@@ -100,6 +100,10 @@ const redisUrl = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
 const machine = await machineInfo(repoRoot, databaseRoot, redisUrl);
 const profileDir = args.profile ? path.join(resultsDir, "profiles", machine.date.replace(/[:.]/g, "-")) : undefined;
 const out: ResultFile = { machine, quick: args.quick, profile: args.profile, results: {}, errors: {}, secondsByModule: {} };
+await mkdir(resultsDir, { recursive: true });
+const resultFile = path.join(resultsDir, `${machine.date.replace(/[:]/g, "-").replace(/\.\d+Z$/, "Z")}-${machine.commit}${args.quick ? "-quick" : ""}${args.profile ? "-profile" : ""}.json`);
+// Written after every module, so a module that fails or hangs later does not lose the others' figures.
+const save = () => writeFile(resultFile, `${JSON.stringify(out, null, 2)}\n`);
 for (const file of await moduleFiles()) {
   const mod = await load(file);
   const covers = mod.covers ?? [idOf(file)];
@@ -113,10 +117,8 @@ for (const file of await moduleFiles()) {
     console.error(`!! ${nameOf(file)} failed: ${out.errors[nameOf(file)]}`);
   }
   out.secondsByModule[nameOf(file)] = Math.round((Date.now() - started) / 1000);
+  await save();
 }
-await mkdir(resultsDir, { recursive: true });
-const resultFile = path.join(resultsDir, `${machine.date.replace(/[:]/g, "-").replace(/\.\d+Z$/, "Z")}-${machine.commit}${args.quick ? "-quick" : ""}${args.profile ? "-profile" : ""}.json`);
-await writeFile(resultFile, `${JSON.stringify(out, null, 2)}\n`);
 console.error(`results: ${path.relative(repoRoot, resultFile)}`);
 // Quick and profiled runs are smaller or slowed down: they never make the published table.
 if (!args.quick && !args.profile) {

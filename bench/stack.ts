@@ -97,6 +97,18 @@ export async function waitUntil(what: string, check: () => Promise<boolean>, tim
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ""}`);
 }
 
+/** Every child of every stack still running: stopped when this process exits, however it exits. */
+const liveChildren = new Set<ChildProcess>();
+let exitHooked = false;
+function hookExit(): void {
+  if (exitHooked) return;
+  exitHooked = true;
+  process.once("exit", () => {
+    for (const proc of liveChildren) proc.kill("SIGTERM");
+  });
+  for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => process.exit(130));
+}
+
 /** The host names of sim process i: <prefix>-<i>-<n>. */
 export const simHostPrefix = (i: number) => `sim${i}`;
 
@@ -156,6 +168,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     proc.stdout!.pipe(log);
     proc.stderr!.pipe(log);
     children.push({ role, proc });
+    liveChildren.add(proc);
+    proc.once("exit", () => liveChildren.delete(proc));
+    hookExit();
   };
 
   let stopped = false;
