@@ -30,6 +30,17 @@ export async function enqueue(trx: Knex | Knex.Transaction, job: OutboxJob): Pro
   );
 }
 
+/** Several jobs in one statement, with one wake-up. */
+export async function enqueueMany(trx: Knex | Knex.Transaction, jobs: OutboxJob[]): Promise<void> {
+  if (jobs.length === 0) return;
+  const values = jobs.map(() => "(?, ?, ?, ?::jsonb)").join(", ");
+  await trx.raw(
+    `WITH job AS (INSERT INTO outbox (queue, job_name, job_id, payload) VALUES ${values} RETURNING id)
+     SELECT pg_notify(?, '') FROM (SELECT 1 FROM job LIMIT 1) AS any_job`,
+    [...jobs.flatMap((j) => [j.queue, j.name, j.jobId, JSON.stringify(j.payload)]), CHANNEL],
+  );
+}
+
 export interface RelayOptions {
   db: Db;
   databaseUrl: string;

@@ -58,10 +58,11 @@ const scheduler = new Worker<ScheduleJob>(
     // The job is a wake-up: the batch takes this boot first and whatever else is waiting.
     const id = job.data.instance_id;
     const outcomes = await placeBatch(deps, { pending: PLACEMENT_BATCH, first: id });
-    // Not in the batch: another scheduler holds it. Wait for that one to finish, then look again.
-    // Raced: every host it tried was being claimed; try alone until it lands (placeInstance throws after 50 rounds, and the job is retried).
+    // Not in the batch: another scheduler's batch holds it and places it (the stranded-boot
+    // sweep below catches it if that batch rolls back). Raced: every host it tried was being
+    // claimed; try alone until it lands (placeInstance throws after 50 rounds; the job is retried).
     const first = outcomes.get(id);
-    const own = first === undefined || first === "raced" ? await placeInstance(deps, id) : first;
+    const own = first === "raced" ? await placeInstance(deps, id) : (first ?? "skipped");
     for (const [instance_id, outcome] of outcomes) {
       if (outcome === "placed") log.debug({ instance_id, outcome, batch: outcomes.size }, "placement decided");
       else if (outcome !== "skipped") log.info({ instance_id, outcome, batch: outcomes.size }, "placement decided");
@@ -98,6 +99,12 @@ for (const w of [scheduler, conductor]) {
   w.on("error", (err) => log.warn({ queue: w.name, err: String(err) }, "worker error"));
 }
 
+// Boots waiting longer than a few seconds with no job working on them (a batch that held
+// them rolled back, or raced): place them from here.
+const strandedTimer = setInterval(() => {
+  placeBatch(deps, { pending: PLACEMENT_BATCH, minAgeSec: 5 }).catch((err) => log.warn({ err: String(err) }, "stranded-boot sweep failed"));
+}, 5000);
+
 const heartbeatTimer = setInterval(() => {
   flushHeartbeats(redis, db, config.queuePrefix)
     .then(() => view.refreshLiveness())
@@ -121,6 +128,7 @@ log.info("cirrus-scheduler running");
 
 onShutdown(log, async () => {
   clearInterval(heartbeatTimer);
+  clearInterval(strandedTimer);
   await opsServer?.close();
   await Promise.all([scheduler.close(), conductor.close(), recovery.stop()]);
   recoveryRedis.disconnect();

@@ -13,12 +13,13 @@ import { enqueue } from "../common/outbox.js";
 import { computeQueueName } from "../common/queues.js";
 import type { InstanceState } from "../common/state-machine.js";
 import { hostsOfInstances, loadServerGroupSpecs } from "./candidates.js";
+import { BatchLedger, decide, type BatchItem, type Choice } from "./batch-decisions.js";
+import { claimProviders, writePlacements } from "./batch-writes.js";
 import { claim } from "./claim.js";
-import { runFilters, type FilterResult, type RequestSpec } from "./filters/index.js";
-import { consume, resourcesForFlavor, type HostState } from "./host-state.js";
+import type { FilterResult, RequestSpec } from "./filters/index.js";
+import { resourcesForFlavor, type HostState } from "./host-state.js";
 import { HostStateView } from "./host-state-view.js";
 import { spawnJob } from "./spawn-spec.js";
-import { rank, weighersFor } from "./weighers/index.js";
 
 export interface PlacementDeps {
   db: Knex;
@@ -107,7 +108,7 @@ export async function failBuild(
 export type PlaceOutcome = "placed" | "no_valid_host" | "skipped" | "raced";
 
 /** Which instances a batch takes: named ones (waiting for their locks), or the oldest waiting ones. */
-export type BatchSelection = { ids: string[] } | { pending: number; first?: string };
+export type BatchSelection = { ids: string[] } | { pending: number; first?: string; minAgeSec?: number };
 
 const views = new WeakMap<Knex, HostStateView>();
 
@@ -118,105 +119,84 @@ export function viewFor(deps: PlacementDeps): HostStateView {
   return v;
 }
 
-/** How many times one instance re-ranks after losing every claim it tried, before giving up for now. */
-const MAX_ROUNDS = 20;
+/** Rounds of decide-then-claim a batch may take before its leftovers wait for the next try. */
+const MAX_ROUNDS = 8;
 
 /**
  * Places a batch of boots in one transaction (one commit): the instances of one
- * multi-create, or whatever is waiting. Each decision reads the in-memory view, and a
- * won claim is taken off that view at once, so the next instance in the batch sees the
- * capacity and group members the previous one used.
+ * multi-create, or whatever is waiting. The boots are decided in memory over the view
+ * (batch-decisions.ts), each seeing what the previous ones took; then every chosen
+ * provider is claimed in one statement, and the placements are written together
+ * (batch-writes.ts). Boots whose provider was lost are decided again in the next round,
+ * away from the providers lost.
  */
 export async function placeBatch(deps: PlacementDeps, which: BatchSelection): Promise<Map<string, PlaceOutcome>> {
   const view = viewFor(deps);
   await view.refresh();
-  const touched = new Set<string>();
-  try {
-    return await transactionWithRetry(deps.db, async (trx) => {
-      if (touched.size > 0) {
-        // A previous try rolled back after taking claims off the view: read those hosts again.
-        await view.reload(trx, [...touched]);
-        touched.clear();
+  // What the batch claims reaches the view through its next refresh (the claims stamp changed_at).
+  return transactionWithRetry(deps.db, async (trx) => {
+    const outcomes = new Map<string, PlaceOutcome>();
+    const insts = await lockBatch(trx, which);
+    const waiting = insts.filter((i) => i.vm_state === "building" && i.task_state === "scheduling" && i.host === null);
+    for (const i of insts) if (!waiting.includes(i)) outcomes.set(i.id, "skipped");
+    if ("ids" in which) for (const id of which.ids) if (!outcomes.has(id) && !insts.some((i) => i.id === id)) outcomes.set(id, "skipped");
+    if (waiting.length === 0) return outcomes;
+    const ids = waiting.map((i) => i.id);
+    const groups = await loadServerGroupSpecs(trx, ids);
+    const hinted = waiting.flatMap((i) => [...(i.scheduler_hints?.same_host ?? []), ...(i.scheduler_hints?.different_host ?? [])]);
+    const hintHosts = await hostsOfInstances(trx, [...new Set(hinted)]);
+    const requestIds = await createRequestIds(trx, ids);
+    const upSinceMs = Date.now() - deps.serviceDownTimeSec * 1000;
+    const hostsOf = (list: string[] | undefined) => (list ? list.flatMap((id) => hintHosts.get(id) ?? []) : null);
+    const items = new Map<string, BatchItem>(
+      waiting.map((inst) => [
+        inst.id,
+        {
+          instanceId: inst.id,
+          spec: {
+            ...requestSpecOf(inst),
+            group: groups.get(inst.id) ?? null,
+            sameHost: hostsOf(inst.scheduler_hints?.same_host),
+            differentHost: hostsOf(inst.scheduler_hints?.different_host),
+            upSinceMs,
+          },
+        },
+      ]),
+    );
+    const byId = new Map(waiting.map((i) => [i.id, i]));
+    const requestIdOf = (id: string) => requestIds.get(id) ?? "req-unknown";
+    const ledger = new BatchLedger();
+    const opts = { maxAttempts: deps.maxAttempts, multipliers: deps.weigherMultipliers };
+    let pending = waiting.map((i) => i.id);
+    for (let round = 0; round < MAX_ROUNDS && pending.length > 0; round++) {
+      const hosts = view.hosts();
+      const chosen: Choice[] = [];
+      for (const id of pending) {
+        const d = decide(hosts, ledger, items.get(id)!, opts);
+        if (d.kind === "chosen") chosen.push(d.choice);
+        else if (d.kind === "raced") outcomes.set(id, "raced");
+        else {
+          await failBuild(trx, byId.get(id)!, requestIdOf(id), { message: NO_VALID_HOST, details: describeTrail(d.trail, d.considered), event: "schedule_instances" });
+          outcomes.set(id, "no_valid_host");
+        }
       }
-      const outcomes = new Map<string, PlaceOutcome>();
-      const insts = await lockBatch(trx, which);
-      const waiting = insts.filter((i) => i.vm_state === "building" && i.task_state === "scheduling" && i.host === null);
-      for (const i of insts) if (!waiting.includes(i)) outcomes.set(i.id, "skipped");
-      if ("ids" in which) for (const id of which.ids) if (!outcomes.has(id) && !insts.some((i) => i.id === id)) outcomes.set(id, "skipped");
-      if (waiting.length === 0) return outcomes;
-      const ids = waiting.map((i) => i.id);
-      const groups = await loadServerGroupSpecs(trx, ids);
-      const hinted = waiting.flatMap((i) => [...(i.scheduler_hints?.same_host ?? []), ...(i.scheduler_hints?.different_host ?? [])]);
-      const hintHosts = await hostsOfInstances(trx, [...new Set(hinted)]);
-      const requestIds = await createRequestIds(trx, ids);
-      const upSinceMs = Date.now() - deps.serviceDownTimeSec * 1000;
-      for (const inst of waiting) {
-        const hostsOf = (list: string[] | undefined) => (list ? list.flatMap((id) => hintHosts.get(id) ?? []) : null);
-        const spec: RequestSpec = {
-          ...requestSpecOf(inst),
-          group: groups.get(inst.id) ?? null,
-          sameHost: hostsOf(inst.scheduler_hints?.same_host),
-          differentHost: hostsOf(inst.scheduler_hints?.different_host),
-          upSinceMs,
-        };
-        const outcome = await placeOne(deps, trx, view, inst, spec, requestIds.get(inst.id) ?? "req-unknown", touched);
-        outcomes.set(inst.id, outcome);
+      const claims = ledger.endRound();
+      const wonNow = await claimProviders(trx, claims);
+      const placed = chosen.filter((c) => wonNow.has(c.providerId));
+      await writePlacements(trx, placed.map((choice) => ({ inst: byId.get(choice.instanceId)!, choice, requestId: requestIdOf(choice.instanceId) })));
+      for (const c of placed) outcomes.set(c.instanceId, "placed");
+      const lost = chosen.filter((c) => !wonNow.has(c.providerId));
+      for (const c of lost) {
+        ledger.loseProvider(c.providerId);
+        const group = items.get(c.instanceId)!.spec.group;
+        if (group) group.hosts[c.host] = (group.hosts[c.host] ?? 1) - 1;
+        outcomes.set(c.instanceId, "raced");
       }
-      return outcomes;
-    });
-  } catch (err) {
-    view.invalidate(touched);
-    throw err;
-  }
-}
-
-async function placeOne(
-  deps: PlacementDeps,
-  trx: Knex.Transaction,
-  view: HostStateView,
-  inst: PlaceableInstance,
-  spec: RequestSpec,
-  requestId: string,
-  touched: Set<string>,
-): Promise<PlaceOutcome> {
-  const resources = spec.resources;
-  // Hosts whose claim this decision lost (changed, or being claimed by another batch right now).
-  const lostHosts = new Set<string>();
-  for (let round = 0; round < MAX_ROUNDS; round++) {
-    const filtered = runFilters(view.hosts(), spec);
-    const open = lostHosts.size === 0 ? filtered.hosts : filtered.hosts.filter((h) => !lostHosts.has(h.providerId));
-    if (filtered.hosts.length === 0) {
-      await failBuild(trx, inst, requestId, {
-        message: NO_VALID_HOST,
-        details: describeTrail(filtered.trail, view.size),
-        event: "schedule_instances",
-      });
-      return "no_valid_host";
+      if (lost.length > 0) await view.reload(trx, [...new Set(lost.map((c) => c.providerId))]);
+      pending = lost.map((c) => c.instanceId);
     }
-    if (open.length === 0) break;
-    const ranked = rank(open, weighersFor(spec, deps.weigherMultipliers), deps.maxAttempts + 2);
-    // Copies taken now, in the same tick as the decision: the view's objects change while this
-    // awaits its claims (other batches refresh and consume), and the compare-and-set must carry
-    // the generation the decision was made on, not a later one.
-    const decided = ranked.map((h) => ({ live: h, seen: { ...h } }));
-    const lost: string[] = [];
-    for (const { live, seen: host } of decided) {
-      const alternates = decided.filter((d) => d.seen !== host).slice(0, deps.maxAttempts - 1).map((d) => d.seen.host);
-      touched.add(host.providerId);
-      if (await dispatchTo(trx, inst, host, alternates, [], requestId, { skipLocked: true })) {
-        consume(live, resources);
-        if (spec.group) spec.group.hosts[host.host] = (spec.group.hosts[host.host] ?? 0) + 1;
-        await recordEvent(trx, { instanceId: inst.id, requestId, event: "schedule_instances", result: "Success", host: host.host });
-        return "placed";
-      }
-      lost.push(host.providerId);
-      lostHosts.add(host.providerId);
-    }
-    // Every choice was lost: read those hosts again (the view keeps them, this decision moves on).
-    await view.reload(trx, lost);
-  }
-  deps.log.warn({ instance_id: inst.id }, "every claim lost its race; the boot stays waiting for the next try");
-  return "raced";
+    return outcomes;
+  });
 }
 
 async function lockBatch(trx: Knex.Transaction, which: BatchSelection): Promise<PlaceableInstance[]> {
@@ -224,6 +204,7 @@ async function lockBatch(trx: Knex.Transaction, which: BatchSelection): Promise<
     return trx("instances").whereIn("id", which.ids).orderBy("seq").forUpdate();
   }
   const q = trx("instances").where({ vm_state: "building", task_state: "scheduling" }).whereNull("host");
+  if (which.minAgeSec) q.where("updated_at", "<", trx.raw("now() - make_interval(secs => ?)", [which.minAgeSec]));
   let limit = which.pending;
   if (which.first) {
     // The whole multi-create of the first boot comes first, however large, so it is placed in one pass.

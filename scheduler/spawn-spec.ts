@@ -52,22 +52,31 @@ async function withImageHash(trx: Knex | Knex.Transaction, image: ImageSnapshot)
 }
 
 export async function loadPorts(trx: Knex | Knex.Transaction, instanceId: string): Promise<PortSpec[]> {
+  return (await loadPortsOf(trx, [instanceId])).get(instanceId) ?? [];
+}
+
+/** The ports of several instances, with their fixed IPs and networks, in one query. */
+export async function loadPortsOf(trx: Knex | Knex.Transaction, instanceIds: string[]): Promise<Map<string, PortSpec[]>> {
+  const out = new Map<string, PortSpec[]>();
+  if (instanceIds.length === 0) return out;
   const rows: {
     id: string; network_id: string; network_name: string; mtu: number; mac_address: string;
     subnet_id: string | null; ip_address: string | null; cidr: string | null; gateway_ip: string | null;
     dns_nameservers: string[] | null; network_type: string; physical_network: string | null; segmentation_id: number | null;
+    device_id: string;
   }[] = await trx("ports")
     .join("networks", "networks.id", "ports.network_id")
     .leftJoin("ip_allocations", "ip_allocations.port_id", "ports.id")
     .leftJoin("subnets", "subnets.id", "ip_allocations.subnet_id")
-    .where("ports.device_id", instanceId)
+    .whereIn("ports.device_id", instanceIds)
+    .orderBy("ports.device_id")
     .orderBy("ports.device_index")
     .orderBy("subnets.ip_version")
     .orderBy("subnets.created_at")
     .select(
       "ports.id", "ports.network_id", "networks.name as network_name", "networks.mtu", "ports.mac_address",
       "ip_allocations.subnet_id", "ip_allocations.ip_address", "subnets.cidr", "subnets.gateway_ip", "subnets.dns_nameservers",
-      "networks.network_type", "networks.physical_network", "networks.segmentation_id",
+      "networks.network_type", "networks.physical_network", "networks.segmentation_id", "ports.device_id",
     );
   const ports = new Map<string, PortSpec>();
   for (const r of rows) {
@@ -78,6 +87,9 @@ export async function loadPorts(trx: Knex | Knex.Transaction, instanceId: string
         network_type: r.network_type, physical_network: r.physical_network, segmentation_id: r.segmentation_id,
       };
       ports.set(r.id, p);
+      const list = out.get(r.device_id);
+      if (list) list.push(p);
+      else out.set(r.device_id, [p]);
     }
     if (r.subnet_id && r.ip_address && r.cidr) {
       p.fixed_ips.push({
@@ -86,10 +98,17 @@ export async function loadPorts(trx: Knex | Knex.Transaction, instanceId: string
       });
     }
   }
-  return [...ports.values()];
+  return out;
 }
 
-export async function spawnJob(trx: Knex | Knex.Transaction, source: SpawnSource, requestId: string, attempt: number): Promise<ComputeJob> {
+export async function spawnJob(
+  trx: Knex | Knex.Transaction,
+  source: SpawnSource,
+  requestId: string,
+  attempt: number,
+  /** Read already (a batch reads every instance's ports at once). */
+  ports?: PortSpec[],
+): Promise<ComputeJob> {
   const spec: SpawnSpec = {
     instance_id: source.id,
     instance_name: instanceNameFromSeq(source.seq),
@@ -98,7 +117,7 @@ export async function spawnJob(trx: Knex | Knex.Transaction, source: SpawnSource
     name: source.name,
     flavor: source.flavor,
     image: await withImageHash(trx, source.image),
-    ports: await loadPorts(trx, source.id),
+    ports: ports ?? (await loadPorts(trx, source.id)),
     metadata: source.metadata,
     config_drive: source.config_drive,
     user_data: source.user_data,

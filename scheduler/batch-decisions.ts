@@ -1,0 +1,120 @@
+/**
+ * Deciding a batch of boots in memory, before any claim is written: each boot is
+ * filtered and weighed over the view as the batch's earlier choices left it, so one
+ * round of decisions needs one round trip to claim, not one per boot. Pure: no I/O.
+ *
+ * The ledger keeps the batch's own consumption apart from the shared view (other
+ * batches in the process read the view at the same time): a host the batch chose is
+ * copied once, and the copy carries the usage of every boot the batch put there and
+ * the generation the first of those decisions saw, which the claim compares and sets.
+ */
+import { runFilters, type FilterResult, type RequestSpec } from "./filters/index.js";
+import { consume, type HostState } from "./host-state.js";
+import { rank, weighersFor } from "./weighers/index.js";
+import type { WeigherMultipliers } from "../common/config.js";
+
+export interface BatchItem {
+  instanceId: string;
+  spec: RequestSpec;
+}
+
+export interface Choice {
+  instanceId: string;
+  providerId: string;
+  host: string;
+  node: string;
+  /** Next-best hosts, for a reschedule after a failed build. */
+  alternates: string[];
+}
+
+export type Decision =
+  | { kind: "chosen"; choice: Choice }
+  /** No host passes the filters: the boot fails ("No valid host"). */
+  | { kind: "no_valid_host"; trail: FilterResult["trail"]; considered: number }
+  /** Hosts pass, but this batch lost a claim on every one of them: try again later. */
+  | { kind: "raced" };
+
+export interface ProviderClaim {
+  providerId: string;
+  /** The generation the batch's first decision on this provider saw (this round). */
+  generation: number;
+  /** Boots placed there this round. */
+  count: number;
+}
+
+export class BatchLedger {
+  private readonly copies = new Map<string, HostState>();
+  /** Providers whose claim this batch lost: changed under it or being claimed by another batch. */
+  readonly lost = new Set<string>();
+  /** Generation per provider at the start of the current round's claims on it. */
+  private roundStart = new Map<string, number>();
+  private roundCounts = new Map<string, number>();
+
+  /** The view as this batch sees it: its own copies in place of the shared hosts. */
+  hosts(view: readonly HostState[]): HostState[] {
+    if (this.copies.size === 0) return view as HostState[];
+    return view.map((h) => this.copies.get(h.providerId) ?? h);
+  }
+
+  /** Takes one boot's resources off a host, in the batch's copy. */
+  take(host: HostState, resources: RequestSpec["resources"]): HostState {
+    let copy = this.copies.get(host.providerId);
+    if (!copy) {
+      const resourcesCopy: HostState["resources"] = {};
+      for (const [rc, r] of Object.entries(host.resources)) resourcesCopy[rc as keyof HostState["resources"]] = { ...r };
+      copy = { ...host, resources: resourcesCopy };
+      this.copies.set(host.providerId, copy);
+    }
+    if (!this.roundStart.has(copy.providerId)) this.roundStart.set(copy.providerId, copy.generation);
+    this.roundCounts.set(copy.providerId, (this.roundCounts.get(copy.providerId) ?? 0) + 1);
+    consume(copy, resources);
+    return copy;
+  }
+
+  /** The claims this round's choices need, one per provider; starts the next round. */
+  endRound(): ProviderClaim[] {
+    const claims = [...this.roundStart].map(([providerId, generation]) => ({ providerId, generation, count: this.roundCounts.get(providerId)! }));
+    this.roundStart = new Map();
+    this.roundCounts = new Map();
+    return claims;
+  }
+
+  /** A claim lost: the copy's usage is void; the batch leaves the provider alone. */
+  loseProvider(providerId: string): void {
+    this.copies.delete(providerId);
+    this.lost.add(providerId);
+  }
+
+  /** The batch's copy of a provider it won (its usage includes the batch's boots). */
+  copyOf(providerId: string): HostState | undefined {
+    return this.copies.get(providerId);
+  }
+}
+
+/** One boot's decision over the view as the batch left it; takes the choice into the ledger. */
+export function decide(
+  view: readonly HostState[],
+  ledger: BatchLedger,
+  item: BatchItem,
+  opts: { maxAttempts: number; multipliers?: Readonly<WeigherMultipliers> },
+): Decision {
+  const filtered = runFilters(ledger.hosts(view), item.spec);
+  if (filtered.hosts.length === 0) return { kind: "no_valid_host", trail: filtered.trail, considered: view.length };
+  const open = ledger.lost.size === 0 ? filtered.hosts : filtered.hosts.filter((h) => !ledger.lost.has(h.providerId));
+  if (open.length === 0) return { kind: "raced" };
+  const ranked = rank(open, weighersFor(item.spec, opts.multipliers), opts.maxAttempts);
+  const best = ranked[0]!;
+  ledger.take(best, item.spec.resources);
+  const group = item.spec.group;
+  if (group) group.hosts[best.host] = (group.hosts[best.host] ?? 0) + 1;
+  return {
+    kind: "chosen",
+    choice: {
+      instanceId: item.instanceId,
+      providerId: best.providerId,
+      host: best.host,
+      node: best.hypervisorHostname,
+      alternates: ranked.slice(1).map((h) => h.host),
+    },
+  };
+}
