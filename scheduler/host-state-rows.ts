@@ -58,7 +58,14 @@ export async function readHosts(db: Knex | Knex.Transaction, which: Which, aggre
     where = "rp.changed_at > ?";
     params.push(which.changedSince);
   }
-  // A few providers: their usage by index probes (LATERAL). All of them: one pass over allocations.
+  // A few providers: everything about them by index probes (LATERAL, so the planner cannot
+  // choose to scan every service and inventory). All of them: hash joins, one pass each.
+  const joins =
+    "all" in which
+      ? `JOIN compute_services cs ON cs.id = rp.compute_service_id
+         LEFT JOIN inventories inv ON inv.provider_id = rp.id`
+      : `CROSS JOIN LATERAL (SELECT * FROM compute_services s WHERE s.id = rp.compute_service_id) cs
+         LEFT JOIN LATERAL (SELECT * FROM inventories i WHERE i.provider_id = rp.id) inv ON TRUE`;
   const usage =
     "all" in which
       ? `LEFT JOIN (SELECT provider_id, resource_class, sum(used) AS used FROM allocations GROUP BY 1, 2) u
@@ -75,8 +82,7 @@ export async function readHosts(db: Knex | Knex.Transaction, which: Which, aggre
             inv.resource_class, inv.total, inv.reserved, inv.min_unit, inv.max_unit, inv.step_size, inv.allocation_ratio,
             COALESCE(u.used, 0)::int AS used, COALESCE(c.n, 0)::int AS instance_count
        FROM resource_providers rp
-       JOIN compute_services cs ON cs.id = rp.compute_service_id
-       LEFT JOIN inventories inv ON inv.provider_id = rp.id
+       ${joins}
        ${usage}
       WHERE ${where}`,
     params,

@@ -57,6 +57,9 @@ const scheduler = new Worker<ScheduleJob>(
   async (job) => {
     // The job is a wake-up: the batch takes this boot first and whatever else is waiting.
     const id = job.data.instance_id;
+    // Most jobs of a burst find their boot placed already by an earlier batch: one read, no transaction.
+    const row: { task_state: string | null; host: string | null } | undefined = await db("instances").where({ id }).first("task_state", "host");
+    if (!row || row.task_state !== "scheduling" || row.host !== null) return "skipped";
     const outcomes = await placeBatch(deps, { pending: PLACEMENT_BATCH, first: id });
     // Not in the batch: another scheduler's batch holds it and places it (the stranded-boot
     // sweep below catches it if that batch rolls back). Raced: every host it tried was being
