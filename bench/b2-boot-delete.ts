@@ -23,6 +23,7 @@ export const covers = ["B2", "B5", "B6", "B7"];
 const CLIENTS = 16;
 const WARMUP = 50;
 const MULTI_PER_REQUEST = 50;
+const IDLE_SAMPLE_MS = 10_000;
 
 interface Scenario {
   name: string;
@@ -136,6 +137,10 @@ async function runOnce(s: Scenario, opts: { profileDir?: string; multiCreate: bo
   const database = decodeURIComponent(new URL(stack.databaseUrl).pathname.slice(1));
   try {
     await warmUp(stack);
+    // What the stack burns doing nothing (timers, heartbeats, idle workers), to tell fixed cost from cost per boot.
+    const idleCpu = meter(stack);
+    await new Promise((r) => setTimeout(r, IDLE_SAMPLE_MS));
+    const idle = idleCpu();
     const logFrom = await logOffset();
     const createDb = await dbActivity(stack.db);
     const createCpu = meter(stack);
@@ -155,6 +160,7 @@ async function runOnce(s: Scenario, opts: { profileDir?: string; multiCreate: bo
       errors: created.errors,
       refusedPosts: created.load.unexpected,
       rssMb: rss,
+      idleCpuPerSec: Object.fromEntries(Object.entries(idle.byRole).map(([role, sec]) => [role, round(sec / idle.wallSec, 3)])),
       createCpu: create,
       // The bench's own polling queries are in these (one transaction each): see pollsPerServer.
       createDb: { ...createDbUse, pollsPerServer: round(created.polls / s.servers, 2) },
@@ -211,6 +217,7 @@ function cpuPerServer(runs: Run[], key: "createCpu" | "deleteCpu", servers: numb
     stackMsPerServer: round(median(cpus.map((c) => (c.stackSec * 1000) / servers)), 2),
     byRoleMsPerServer: Object.fromEntries(roles.map((role) => [role, round(median(cpus.map((c) => ((c.byRole[role] ?? 0) * 1000) / servers)), 2)])),
     otherProcessesSec: round(median(cpus.map((c) => c.otherSec)), 2),
+    wallSec: round(median(cpus.map((c) => c.wallSec)), 2),
     benchClientSec: round(median(cpus.map((c) => c.benchClientSec)), 2),
   };
 }
@@ -247,6 +254,8 @@ function summarize(s: Scenario, runs: Run[]) {
           },
         }
       : {}),
+    /** CPU seconds per second of an idle stack, by process (first run). */
+    idleCpuPerSec: runs[0]?.idleCpuPerSec,
     B6: Object.fromEntries(Object.keys(rss[0] ?? {}).map((role) => [role, round(median(rss.map((x) => x[role] ?? 0)), 1)])),
     B7: {
       create: cpuPerServer(runs, "createCpu", s.servers),

@@ -86,6 +86,8 @@ export class ComputeAgent {
   private readonly pending = new Set<string>();
   private worker: Worker<ComputeJob> | null = null;
   private lastJobAt = 0;
+  /** Jobs of any kind the worker is running now. */
+  private running = 0;
   private heartbeat: NodeJS.Timeout | null = null;
   private syncTimer: NodeJS.Timeout | null = null;
   private syncing: Promise<void> | null = null;
@@ -151,7 +153,7 @@ export class ComputeAgent {
 
   /** Milliseconds since this agent's worker last took or finished a job; null when it holds one or has no worker. */
   idleMs(now = Date.now()): number | null {
-    if (!this.worker || this.pending.size > 0) return null;
+    if (!this.worker || this.running > 0) return null;
     return now - this.lastJobAt;
   }
 
@@ -268,8 +270,17 @@ export class ComputeAgent {
   }
 
   private async handle(job: Job<ComputeJob>): Promise<string | void> {
+    this.running++;
+    try {
+      return await this.handleJob(job);
+    } finally {
+      this.running--;
+      this.lastJobAt = Date.now();
+    }
+  }
+
+  private async handleJob(job: Job<ComputeJob>): Promise<string | void> {
     const data = job.data;
-    this.lastJobAt = Date.now();
     // A console read does not wait behind a long operation on the same instance.
     if (data.kind === "console") return this.opts.driver.consoleOutput(data.instance);
     if (data.kind === "reconcile") return this.reconcile(data);
@@ -281,7 +292,6 @@ export class ComputeAgent {
       return await this.serial.run(instanceId, () => this.dispatch(data));
     } finally {
       this.pending.delete(id);
-      this.lastJobAt = Date.now();
     }
   }
 
