@@ -31,6 +31,8 @@ interface Scenario {
   hosts: number;
   repeats: number;
   deletes: boolean;
+  /** Compiled JavaScript instead of tsx (what memory and CPU would be in a build). */
+  compiled?: boolean;
 }
 
 function scenarios(quick: boolean): Scenario[] {
@@ -38,12 +40,14 @@ function scenarios(quick: boolean): Scenario[] {
     return [
       { name: "1k", servers: 300, hosts: 30, repeats: 1, deletes: true },
       { name: "10k", servers: 2_000, hosts: 200, repeats: 1, deletes: false },
+      { name: "1k-compiled", servers: 300, hosts: 30, repeats: 1, deletes: false, compiled: true },
     ];
   }
   return [
     { name: "1k", servers: 1_000, hosts: 100, repeats: 3, deletes: true },
     // One run: bringing up 1,000 hosts and 10,000 servers takes minutes.
     { name: "10k", servers: 10_000, hosts: 1_000, repeats: 1, deletes: false },
+    { name: "1k-compiled", servers: 1_000, hosts: 100, repeats: 1, deletes: false, compiled: true },
   ];
 }
 
@@ -133,7 +137,7 @@ async function warmUp(stack: Stack): Promise<void> {
 
 async function runOnce(s: Scenario, opts: { profileDir?: string; multiCreate: boolean }) {
   const { profileDir } = opts;
-  const stack = await startStack({ hosts: s.hosts, ...(profileDir ? { cpuProf: ["api", "scheduler", "sim"], logStatements: true } : {}) });
+  const stack = await startStack({ hosts: s.hosts, compiled: s.compiled ?? false, ...(profileDir ? { cpuProf: ["api", "scheduler", "sim"], logStatements: true } : {}) });
   const database = decodeURIComponent(new URL(stack.databaseUrl).pathname.slice(1));
   try {
     await warmUp(stack);
@@ -167,12 +171,17 @@ async function runOnce(s: Scenario, opts: { profileDir?: string; multiCreate: bo
       ...(statements ? { createStatements: { msPerServer: round(statements.totalMs / s.servers, 2), top: statements.statements } } : {}),
     };
     if (s.deletes) {
+      const deleteLogFrom = await logOffset();
       const deleteDb = await dbActivity(stack.db);
       const deleteCpu = meter(stack);
       const deleted = await deleteAll(stack);
       out.delete = { emptySec: round(deleted.emptyMs / 1000, 2), deletesPerSec: round(s.servers / (deleted.emptyMs / 1000), 1), listEmpty: deleted.listEmpty, deleteP50Ms: deleted.load.p50Ms };
       out.deleteCpu = deleteCpu();
       out.deleteDb = { ...(await deleteDb(s.servers)), pollsPerServer: round(deleted.polls / s.servers, 2) };
+      if (profileDir) {
+        const st = await statementCosts(database, deleteLogFrom);
+        out.deleteStatements = { msPerServer: round(st.totalMs / s.servers, 2), top: st.statements };
+      }
       if (!opts.multiCreate) return out;
       const multiCpu = meter(stack);
       const multi = await boot(stack, s.servers, "b2m", MULTI_PER_REQUEST);
@@ -230,6 +239,7 @@ function summarize(s: Scenario, runs: Run[]) {
     servers: s.servers,
     hosts: s.hosts,
     repeats: runs.length,
+    compiled: s.compiled ?? false,
     B2: {
       activeSec: med(runs, (r) => r.activeSec),
       bootsPerSec: med(runs, (r) => r.bootsPerSec),
@@ -290,7 +300,8 @@ export function figures(result: Record<string, unknown>): FigureRow[] {
   const rows: FigureRow[] = [];
   for (const [name, value] of Object.entries(result)) {
     const s = value as Summary;
-    const scale = `${s.servers.toLocaleString("en")} servers / ${s.hosts.toLocaleString("en")} hosts (median of ${s.repeats})`;
+    const how = `${s.compiled ? "compiled JS, " : ""}${s.repeats > 1 ? `median of ${s.repeats}` : "1 run"}`;
+    const scale = `${s.servers.toLocaleString("en")} servers / ${s.hosts.toLocaleString("en")} hosts (${how})`;
     rows.push({ id: "B2", figure: `${scale}: first POST → all ACTIVE`, value: `${s.B2.activeSec} s = ${s.B2.bootsPerSec} boots/s`, target: TARGETS.B2 });
     rows.push({ id: "B2", figure: `${scale}: POST p50 / p99 under that load`, value: `${s.B2.postP50Ms} / ${s.B2.postP99Ms} ms` });
     if (s.B2m) rows.push({ id: "B2m", figure: `${s.servers.toLocaleString("en")} servers / ${s.hosts.toLocaleString("en")} hosts, multi-create ${s.B2m.perRequest} per request (${s.B2m.runs} run): all ACTIVE`, value: `${s.B2m.activeSec} s = ${s.B2m.bootsPerSec} boots/s` });

@@ -58,6 +58,8 @@ export interface StackOptions {
   /** Roles to run under `node --cpu-prof` (profiles land in logsDir/<process>.cpuprofiles/ when it exits). */
   cpuProf?: ("api" | "scheduler" | "sim")[];
   logLevel?: string;
+  /** Run compiled JavaScript (tsc -p tsconfig.build.json, built once into .cirrus/bench-dist) instead of TypeScript through tsx, as `npm start` does. */
+  compiled?: boolean;
   /** Log every statement of the bench database (bench/lib/pg-statements.ts); slows Postgres down. */
   logStatements?: boolean;
   /** Extra environment for every process. */
@@ -156,11 +158,13 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     ...opts.env,
   };
   const children: Child[] = [];
+  const compiledDir = opts.compiled ? await buildOnce() : null;
   const start = (role: string, name: string, script: string, args: string[] = []) => {
     const log = createWriteStream(path.join(logsDir, `${name}.log`), { flags: "a" });
     // A folder per process: tsx's loader thread writes a profile of its own next to the main thread's.
     const prof = opts.cpuProf?.includes(role as "api") ? ["--cpu-prof", `--cpu-prof-dir=${path.join(logsDir, `${name}.cpuprofiles`)}`] : [];
-    const proc = spawn(process.execPath, [...prof, "--import", "tsx", path.join(repoRoot, script), ...args], {
+    const entry = compiledDir ? [path.join(compiledDir, script.replace(/\.ts$/, ".js"))] : ["--import", "tsx", path.join(repoRoot, script)];
+    const proc = spawn(process.execPath, [...prof, ...entry, ...args], {
       env: role === "sim" ? { ...env, UV_THREADPOOL_SIZE: "4" } : env,
       stdio: ["ignore", "pipe", "pipe"],
       cwd: repoRoot,
@@ -251,6 +255,21 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     },
     stop,
   };
+}
+
+let built: Promise<string> | null = null;
+
+/** Compiles the project once per bench process; inside the repository, so node_modules resolve. */
+function buildOnce(): Promise<string> {
+  const outDir = path.join(repoRoot, ".cirrus", "bench-dist");
+  built ??= new Promise((resolve, reject) => {
+    const tsc = spawn(process.execPath, [path.join(repoRoot, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json", "--outDir", outDir], { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    tsc.stdout!.on("data", (d: Buffer) => (output += d));
+    tsc.stderr!.on("data", (d: Buffer) => (output += d));
+    tsc.on("exit", (code) => (code === 0 ? resolve(outDir) : reject(new Error(`tsc -p tsconfig.build.json failed:\n${output}`))));
+  });
+  return built;
 }
 
 async function deleteKeys(redisUrl: string, prefix: string): Promise<void> {
