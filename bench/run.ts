@@ -5,6 +5,7 @@
  * figures table of docs/benchmarks.md from the newest result of every module.
  * --profile: the modules that support it run once under `node --cpu-prof` and leave
  * their profiles in bench/results/profiles/ (summarise one with bench/profile-summary.ts).
+ * --docs: only regenerate the table from the results already there.
  */
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -34,14 +35,15 @@ const resultsDir = path.join(benchDir, "results");
 const docFile = path.join(repoRoot, "docs", "benchmarks.md");
 
 function parseArgs(argv: string[]) {
-  const args = { quick: false, only: null as string[] | null, profile: false };
+  const args = { quick: false, only: null as string[] | null, profile: false, docsOnly: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "--") continue;
     if (a === "--quick") args.quick = true;
     else if (a === "--profile") args.profile = true;
+    else if (a === "--docs") args.docsOnly = true;
     else if (a === "--only") args.only = (argv[++i] ?? "").split(",").map((x) => x.trim().toUpperCase()).filter(Boolean);
-    else throw new Error(`unknown option ${a}; usage: npm run bench [-- --quick] [-- --only B2,B5] [-- --profile]`);
+    else throw new Error(`unknown option ${a}; usage: npm run bench [-- --quick] [-- --only B2,B5] [-- --profile] [-- --docs]`);
   }
   return args;
 }
@@ -95,6 +97,11 @@ async function regenerateDoc(): Promise<void> {
 }
 
 const args = parseArgs(process.argv.slice(2));
+if (args.docsOnly) {
+  await regenerateDoc();
+  console.error(`figures: ${path.relative(repoRoot, docFile)} (from the results already in bench/results)`);
+  process.exit(0);
+}
 const databaseRoot = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const redisUrl = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
 const machine = await machineInfo(repoRoot, databaseRoot, redisUrl);
