@@ -1,14 +1,18 @@
 /**
  * Group commit: items submitted close together are applied in one batch (one database
  * transaction, one commit) instead of one each. A batch is run when it is full or
- * when the first item in it has waited `maxDelayMs`. If the batch fails, each of its
- * items is applied alone, so one bad item fails only its own submitter.
+ * when the first item in it has waited `maxDelayMs`, and only while fewer than
+ * `maxInFlight` batches run (batches that lock the same rows would only queue behind
+ * each other). If the batch fails, each of its items is applied alone, so one bad item
+ * fails only its own submitter.
  */
 export interface GroupCommitOptions<T> {
   applyBatch: (items: T[]) => Promise<void>;
   applyOne: (item: T) => Promise<void>;
   maxBatch: number;
   maxDelayMs: number;
+  /** Batches running at once (default: no limit). */
+  maxInFlight?: number;
   onBatchFailed?: (err: unknown, size: number) => void;
 }
 
@@ -21,6 +25,7 @@ interface Waiter<T> {
 export class GroupCommit<T> {
   private waiting: Waiter<T>[] = [];
   private timer: NodeJS.Timeout | null = null;
+  private inFlight = 0;
 
   constructor(private readonly opts: GroupCommitOptions<T>) {}
 
@@ -32,13 +37,18 @@ export class GroupCommit<T> {
     });
   }
 
-  /** Runs what is waiting now. */
+  /** Runs what is waiting now (or as soon as a running batch ends). */
   flush(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    const batch = this.waiting;
-    this.waiting = [];
-    if (batch.length > 0) void this.run(batch);
+    if (this.inFlight >= (this.opts.maxInFlight ?? Infinity)) return;
+    const batch = this.waiting.splice(0, this.opts.maxBatch);
+    if (batch.length === 0) return;
+    this.inFlight++;
+    void this.run(batch).finally(() => {
+      this.inFlight--;
+      if (this.waiting.length > 0) this.flush();
+    });
   }
 
   private async run(batch: Waiter<T>[]): Promise<void> {

@@ -201,11 +201,14 @@ export function isBatchable(r: Report): r is BatchableReport {
 }
 
 /**
- * Applies several reports in one transaction (one commit), in instance order so two
- * batches lock rows in the same order. Each report's effect is the one it has alone.
+ * Applies several reports in one transaction (one commit). In host order, then instance
+ * order: a delete locks its host's provider (to bump the generation), so two batches take
+ * provider locks in the same order and cannot deadlock. Each report's effect is the one
+ * it has alone.
  */
 export async function applyReportBatch(deps: PlacementDeps, reports: BatchableReport[]): Promise<void> {
-  const ordered = [...reports].sort((a, b) => (a.instance_id < b.instance_id ? -1 : a.instance_id > b.instance_id ? 1 : 0));
+  const key = (r: BatchableReport) => `${r.host}\u0000${r.instance_id}`;
+  const ordered = [...reports].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
   await transactionWithRetry(deps.db, async (trx) => {
     for (const r of ordered) {
       if (r.kind === "spawned") await applySpawned(trx, r);

@@ -83,6 +83,8 @@ const reportCommits = new GroupCommit<BatchableReport>({
   applyOne: (report) => applyReport(deps, report),
   maxBatch: 64,
   maxDelayMs: 5,
+  // One batch at a time: deletes of one batch lock the providers the next needs.
+  maxInFlight: 1,
   onBatchFailed: (err, size) => log.warn({ err: String(err), size }, "report batch failed; applying its reports one by one"),
 });
 

@@ -39,4 +39,26 @@ describe("GroupCommit", () => {
     await expect(gc.submit(7)).rejects.toThrow("batch failed");
     expect(singles).toEqual([]);
   });
+
+  it("runs at most maxInFlight batches at once and takes what waited meanwhile next", async () => {
+    const batches: number[][] = [];
+    let running = 0;
+    let most = 0;
+    const gc = new GroupCommit<number>({
+      maxBatch: 2,
+      maxDelayMs: 1,
+      maxInFlight: 1,
+      applyBatch: async (items) => {
+        running++;
+        most = Math.max(most, running);
+        batches.push(items);
+        await new Promise((r) => setTimeout(r, 10));
+        running--;
+      },
+      applyOne: async () => {},
+    });
+    await Promise.all([1, 2, 3, 4, 5].map((n) => gc.submit(n)));
+    expect(most).toBe(1);
+    expect(batches).toEqual([[1, 2], [3, 4], [5]]);
+  });
 });
