@@ -9,7 +9,6 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -17,6 +16,8 @@ import { Redis } from "ioredis";
 import type { Knex } from "knex";
 import { createDb, dropDatabase, ensureDatabase } from "../common/db/knex.js";
 import { migrateLatest } from "../common/db/migrations.js";
+import { freePort } from "./lib/api-process.js";
+import { apiCall } from "./lib/boot-fixtures.js";
 import { logEveryStatement } from "./lib/pg-statements.js";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -72,17 +73,6 @@ export interface StackOptions {
 interface Child {
   role: string;
   proc: ChildProcess;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on("error", reject);
-  });
 }
 
 export async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs: number, everyMs = 250): Promise<void> {
@@ -286,21 +276,10 @@ async function deleteKeys(redisUrl: string, prefix: string): Promise<void> {
   }
 }
 
-async function call(apiUrl: string, headers: Record<string, string>, method: string, url: string, body?: unknown): Promise<any> {
-  const res = await fetch(apiUrl + url, {
-    method,
-    headers: { ...headers, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${url} → ${res.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
-
 /** A tiny flavor, a public image with a few bytes (the fake driver never reads them) and a /16 network. */
 async function seedFixtures(apiUrl: string, headers: Record<string, string>): Promise<BenchFixtures> {
-  await call(apiUrl, headers, "POST", "/v2.1/flavors", { flavor: { id: "bench.tiny", name: "bench.tiny", ram: 512, vcpus: 1, disk: 1 } });
-  const image = await call(apiUrl, headers, "POST", "/v2/images", { name: "bench-image", disk_format: "qcow2", container_format: "bare", visibility: "public" });
+  await apiCall(apiUrl, headers, "POST", "/v2.1/flavors", { flavor: { id: "bench.tiny", name: "bench.tiny", ram: 512, vcpus: 1, disk: 1 } });
+  const image = await apiCall(apiUrl, headers, "POST", "/v2/images", { name: "bench-image", disk_format: "qcow2", container_format: "bare", visibility: "public" });
   const bytes = Buffer.from("cirrus bench image\n");
   const res = await fetch(`${apiUrl}/v2/images/${image.id}/file`, {
     method: "PUT",
@@ -308,7 +287,7 @@ async function seedFixtures(apiUrl: string, headers: Record<string, string>): Pr
     body: bytes,
   });
   if (!res.ok) throw new Error(`uploading the bench image → ${res.status} ${await res.text()}`);
-  const { network } = await call(apiUrl, headers, "POST", "/v2.0/networks", { network: { name: "bench-net", shared: true } });
-  await call(apiUrl, headers, "POST", "/v2.0/subnets", { subnet: { network_id: network.id, cidr: "10.0.0.0/14", ip_version: 4, name: "bench-subnet" } });
+  const { network } = await apiCall(apiUrl, headers, "POST", "/v2.0/networks", { network: { name: "bench-net", shared: true } });
+  await apiCall(apiUrl, headers, "POST", "/v2.0/subnets", { subnet: { network_id: network.id, cidr: "10.0.0.0/14", ip_version: 4, name: "bench-subnet" } });
   return { flavorRef: "bench.tiny", imageRef: image.id, networkId: network.id };
 }

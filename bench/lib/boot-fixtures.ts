@@ -11,7 +11,8 @@ export interface BootFixtures {
   subnetBase: string;
 }
 
-async function call(apiUrl: string, headers: Record<string, string>, method: string, url: string, body?: unknown): Promise<any> {
+/** One JSON call to the API; a non-2xx answer throws with its body. */
+export async function apiCall(apiUrl: string, headers: Record<string, string>, method: string, url: string, body?: unknown): Promise<any> {
   const res = await fetch(apiUrl + url, {
     method,
     headers: { ...headers, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
@@ -23,8 +24,8 @@ async function call(apiUrl: string, headers: Record<string, string>, method: str
 }
 
 export async function createBootFixtures(apiUrl: string, headers: Record<string, string>): Promise<BootFixtures> {
-  await call(apiUrl, headers, "POST", "/v2.1/flavors", { flavor: { id: "1", name: "m1.tiny", ram: 512, vcpus: 1, disk: 1 } });
-  const image = await call(apiUrl, headers, "POST", "/v2/images", {
+  await apiCall(apiUrl, headers, "POST", "/v2.1/flavors", { flavor: { id: "1", name: "m1.tiny", ram: 512, vcpus: 1, disk: 1 } });
+  const image = await apiCall(apiUrl, headers, "POST", "/v2/images", {
     name: "bench-guest",
     disk_format: "qcow2",
     container_format: "bare",
@@ -37,8 +38,8 @@ export async function createBootFixtures(apiUrl: string, headers: Record<string,
     body: Buffer.alloc(64 * 1024, 7),
   });
   if (!upload.ok) throw new Error(`image upload → ${upload.status} ${await upload.text()}`);
-  const { network } = await call(apiUrl, headers, "POST", "/v2.0/networks", { network: { name: "bench-net", shared: true } });
-  const { subnet } = await call(apiUrl, headers, "POST", "/v2.0/subnets", {
+  const { network } = await apiCall(apiUrl, headers, "POST", "/v2.0/networks", { network: { name: "bench-net", shared: true } });
+  const { subnet } = await apiCall(apiUrl, headers, "POST", "/v2.0/subnets", {
     subnet: { network_id: network.id, cidr: "10.64.0.0/14", ip_version: 4, name: "bench-subnet" },
   });
   return { flavorId: "1", imageId: image.id as string, networkId: network.id as string, subnetId: subnet.id as string, subnetBase: "10.64.0.0" };
