@@ -58,14 +58,16 @@ export async function readHosts(db: Knex | Knex.Transaction, which: Which, aggre
     where = "rp.changed_at > ?";
     params.push(which.changedSince);
   }
-  // A few providers: everything about them by index probes (LATERAL, so the planner cannot
-  // choose to scan every service and inventory). All of them: hash joins, one pass each.
+  // A few providers: everything about them by index probes. OFFSET 0 keeps each LATERAL
+  // subquery from being pulled up into a join, which the planner would otherwise turn into
+  // a hash join over every service (10,000 rows) whenever its statistics are stale or it
+  // overestimates how many providers changed. All of them: hash joins, one pass each.
   const joins =
     "all" in which
       ? `JOIN compute_services cs ON cs.id = rp.compute_service_id
          LEFT JOIN inventories inv ON inv.provider_id = rp.id`
-      : `CROSS JOIN LATERAL (SELECT * FROM compute_services s WHERE s.id = rp.compute_service_id) cs
-         LEFT JOIN LATERAL (SELECT * FROM inventories i WHERE i.provider_id = rp.id) inv ON TRUE`;
+      : `CROSS JOIN LATERAL (SELECT * FROM compute_services s WHERE s.id = rp.compute_service_id OFFSET 0) cs
+         LEFT JOIN LATERAL (SELECT * FROM inventories i WHERE i.provider_id = rp.id OFFSET 0) inv ON TRUE`;
   const usage =
     "all" in which
       ? `LEFT JOIN (SELECT provider_id, resource_class, sum(used) AS used FROM allocations GROUP BY 1, 2) u
