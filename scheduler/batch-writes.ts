@@ -1,83 +1,92 @@
 /**
- * What a batch of placements writes, a few statements for the whole batch: the claims
- * (compare-and-set on each provider's generation), the allocations, the instances'
- * new host and state, their spawn jobs in the outbox, and the "schedule_instances"
- * events of their create actions.
+ * What a round of a batch writes, in one statement: the claims (compare-and-set on each
+ * provider's generation) and, on the providers won, the allocations, the instances' new
+ * host and state, their spawn jobs in the outbox, and the "schedule_instances" events of
+ * their create actions.
  */
 import type { Knex } from "knex";
 import { computeQueueName } from "../common/queues.js";
-import { enqueueMany } from "../common/outbox.js";
+import type { PortSpec } from "../common/messages.js";
+import { OUTBOX_CHANNEL } from "../common/outbox.js";
 import { transition } from "../common/state-machine.js";
 import type { Choice, ProviderClaim } from "./batch-decisions.js";
 import { resourcesForFlavor } from "./host-state.js";
 import type { PlaceableInstance } from "./place.js";
-import { loadPortsOf, spawnJob } from "./spawn-spec.js";
-
-/**
- * Claims providers at once: each only if its generation is still the one the decisions
- * saw, bumped by the number of boots placed there. A provider another transaction holds
- * right now is skipped (a lost claim), never waited for. Returns the providers won.
- */
-export async function claimProviders(trx: Knex.Transaction, claims: ProviderClaim[]): Promise<Set<string>> {
-  if (claims.length === 0) return new Set();
-  const values = claims.map(() => "(?::uuid, ?::bigint, ?::int)").join(", ");
-  const { rows } = (await trx.raw(
-    `WITH want(id, gen, n) AS (VALUES ${values}),
-          locked AS (SELECT rp.id FROM resource_providers rp JOIN want w ON w.id = rp.id
-                      WHERE rp.generation = w.gen FOR UPDATE OF rp SKIP LOCKED)
-     UPDATE resource_providers rp SET generation = rp.generation + w.n
-       FROM want w WHERE rp.id = w.id AND rp.id IN (SELECT id FROM locked)
-     RETURNING rp.id`,
-    claims.flatMap((c) => [c.providerId, c.generation, c.count]),
-  )) as { rows: { id: string }[] };
-  return new Set(rows.map((r) => r.id));
-}
+import { spawnJob } from "./spawn-spec.js";
 
 export interface Placement {
   inst: PlaceableInstance;
   choice: Choice;
   requestId: string;
+  /** The instance's ports, read when it was locked. */
+  ports: PortSpec[];
 }
 
-export async function writePlacements(trx: Knex.Transaction, placed: Placement[]): Promise<void> {
-  if (placed.length === 0) return;
-  const allocations = placed.flatMap(({ inst, choice }) =>
+/**
+ * Claims the chosen providers and writes the placements on the ones won, in ONE
+ * statement: each provider only if its generation is still the one the decisions saw
+ * (bumped by the number of boots placed there), skipping any that another transaction
+ * holds right now (a lost claim, never waited for); then, for the boots on won
+ * providers only, their allocations, the instances' host and state, their spawn jobs in
+ * the outbox (with one wake-up for the relay) and the "schedule_instances" events.
+ * Every set goes in as one JSON parameter, so the SQL text is the same whatever the
+ * batch size. Returns the providers won.
+ */
+export async function claimAndPlace(trx: Knex.Transaction, claims: ProviderClaim[], chosen: Placement[]): Promise<Set<string>> {
+  if (claims.length === 0) return new Set();
+  const want = claims.map((c) => ({ id: c.providerId, gen: c.generation, n: c.count }));
+  const allocations = chosen.flatMap(({ inst, choice }) =>
     Object.entries(resourcesForFlavor(inst.flavor))
       .filter(([, used]) => used !== undefined && used > 0)
       .map(([resource_class, used]) => ({ provider_id: choice.providerId, consumer_id: inst.id, resource_class, used })),
   );
-  if (allocations.length > 0) await trx("allocations").insert(allocations);
-
-  const rows = placed.map(({ inst, choice }) => {
+  const instances = chosen.map(({ inst, choice }) => {
     const s = transition(inst, { type: "host_claimed" });
-    return [inst.id, s.vm_state, s.task_state, s.power_state, choice.host, choice.node, inst.attempts + 1, JSON.stringify(choice.alternates)];
+    return {
+      id: inst.id, provider_id: choice.providerId, vm_state: s.vm_state, task_state: s.task_state, power_state: s.power_state,
+      host: choice.host, node: choice.node, attempts: inst.attempts + 1, alternates: choice.alternates,
+    };
   });
-  await trx.raw(
-    `UPDATE instances i SET vm_state = v.vm_state, task_state = v.task_state, power_state = v.power_state,
-            host = v.host, node = v.node, attempts = v.attempts, alternates = v.alternates, tried_hosts = '[]'::jsonb, updated_at = now()
-       FROM (VALUES ${rows.map(() => "(?::uuid, ?, ?, ?::int, ?, ?, ?::int, ?::jsonb)").join(", ")})
-            AS v(id, vm_state, task_state, power_state, host, node, attempts, alternates)
-      WHERE i.id = v.id`,
-    rows.flat(),
-  );
-
-  const ports = await loadPortsOf(trx, placed.map((p) => p.inst.id));
   const jobs = await Promise.all(
-    placed.map(async ({ inst, choice, requestId }) => {
+    chosen.map(async ({ inst, choice, requestId, ports }) => {
       const attempt = inst.attempts + 1;
-      const job = await spawnJob(trx, inst, requestId, attempt, ports.get(inst.id) ?? []);
-      return { queue: computeQueueName(choice.host), name: "spawn", jobId: `spawn-${inst.id}-${attempt}`, payload: job };
+      const payload = await spawnJob(trx, inst, requestId, attempt, ports);
+      return { provider_id: choice.providerId, queue: computeQueueName(choice.host), job_name: "spawn", job_id: `spawn-${inst.id}-${attempt}`, payload };
     }),
   );
-  await enqueueMany(trx, jobs);
-
-  const events = placed.map(({ inst, choice, requestId }) => [inst.id, requestId, choice.host]);
-  await trx.raw(
-    `WITH v(instance_id, request_id, host) AS (VALUES ${events.map(() => "(?::uuid, ?, ?)").join(", ")}),
-          a AS (SELECT ia.id, v.host FROM instance_actions ia JOIN v ON ia.instance_id = v.instance_id AND ia.request_id = v.request_id),
-          e AS (INSERT INTO instance_action_events (action_id, event, result, host, finish_time)
-                SELECT a.id, 'schedule_instances', 'Success', a.host, now() FROM a)
-     UPDATE instance_actions SET updated_at = now() FROM a WHERE instance_actions.id = a.id`,
-    events.flat(),
-  );
+  const events = chosen.map(({ inst, choice, requestId }) => ({ instance_id: inst.id, request_id: requestId, host: choice.host, provider_id: choice.providerId }));
+  const { rows } = (await trx.raw(
+    `WITH want AS (SELECT * FROM json_to_recordset(?::json) AS w(id uuid, gen bigint, n int)),
+          locked AS (SELECT rp.id FROM resource_providers rp JOIN want w ON w.id = rp.id
+                      WHERE rp.generation = w.gen FOR UPDATE OF rp SKIP LOCKED),
+          claimed AS (UPDATE resource_providers rp SET generation = rp.generation + w.n
+                        FROM want w WHERE rp.id = w.id AND rp.id IN (SELECT id FROM locked)
+                      RETURNING rp.id),
+          alloc AS (INSERT INTO allocations (provider_id, consumer_id, resource_class, used)
+                    SELECT a.provider_id, a.consumer_id, a.resource_class, a.used
+                      FROM json_to_recordset(?::json) AS a(provider_id uuid, consumer_id uuid, resource_class text, used int)
+                     WHERE a.provider_id IN (SELECT id FROM claimed)),
+          inst AS (UPDATE instances i SET vm_state = v.vm_state, task_state = v.task_state, power_state = v.power_state,
+                          host = v.host, node = v.node, attempts = v.attempts, alternates = v.alternates,
+                          tried_hosts = '[]'::jsonb, updated_at = now()
+                     FROM json_to_recordset(?::json) AS v(id uuid, provider_id uuid, vm_state text, task_state text,
+                          power_state int, host text, node text, attempts int, alternates jsonb)
+                    WHERE i.id = v.id AND v.provider_id IN (SELECT id FROM claimed)),
+          job AS (INSERT INTO outbox (queue, job_name, job_id, payload)
+                  SELECT j.queue, j.job_name, j.job_id, j.payload
+                    FROM json_to_recordset(?::json) AS j(provider_id uuid, queue text, job_name text, job_id text, payload jsonb)
+                   WHERE j.provider_id IN (SELECT id FROM claimed)
+                  RETURNING id),
+          ev AS (SELECT ia.id, e.host
+                   FROM json_to_recordset(?::json) AS e(instance_id uuid, request_id text, host text, provider_id uuid)
+                   JOIN instance_actions ia ON ia.instance_id = e.instance_id AND ia.request_id = e.request_id
+                  WHERE e.provider_id IN (SELECT id FROM claimed)),
+          ev_insert AS (INSERT INTO instance_action_events (action_id, event, result, host, finish_time)
+                        SELECT ev.id, 'schedule_instances', 'Success', ev.host, now() FROM ev),
+          ev_touch AS (UPDATE instance_actions SET updated_at = now() FROM ev WHERE instance_actions.id = ev.id),
+          wake AS (SELECT pg_notify(?, '') FROM (SELECT 1 FROM job LIMIT 1) AS any_job)
+     SELECT id, (SELECT count(*) FROM wake) AS woke FROM claimed`,
+    [JSON.stringify(want), JSON.stringify(allocations), JSON.stringify(instances), JSON.stringify(jobs), JSON.stringify(events), OUTBOX_CHANNEL],
+  )) as { rows: { id: string }[] };
+  return new Set(rows.map((r) => r.id));
 }

@@ -26,16 +26,16 @@ export async function loadCandidates(db: Knex | Knex.Transaction, serviceDownTim
  * deadlock) for the rest of the placement transaction: two members of one group are
  * never placed at the same time, and a hard policy cannot be broken by a race.
  */
-export async function loadServerGroupSpecs(trx: Knex.Transaction, instanceIds: string[]): Promise<Map<string, ServerGroupSpec>> {
+export async function loadServerGroupSpecs(
+  trx: Knex.Transaction,
+  memberships: { instance_id: string; group_id: string; policy: ServerGroupPolicy }[],
+): Promise<Map<string, ServerGroupSpec>> {
   const out = new Map<string, ServerGroupSpec>();
-  if (instanceIds.length === 0) return out;
-  const memberships: { instance_id: string; group_id: string; policy: ServerGroupPolicy }[] = await trx("server_group_members as m")
-    .join("server_groups as g", "g.id", "m.group_id")
-    .whereIn("m.instance_id", instanceIds)
-    .select("m.instance_id", "m.group_id", "g.policy");
   if (memberships.length === 0) return out;
+  const instanceIds = memberships.map((m) => m.instance_id);
   const groupIds = [...new Set(memberships.map((m) => m.group_id))].sort();
-  for (const id of groupIds) await trx("server_groups").where({ id }).forUpdate().first("id");
+  // One statement locks them all, in id order (the lock is taken above the sort).
+  await trx("server_groups").whereIn("id", groupIds).orderBy("id").forUpdate().select("id");
   const rows: { group_id: string; host: string; n: number }[] = await trx("server_group_members as m")
     .join("instances as i", "i.id", "m.instance_id")
     .whereIn("m.group_id", groupIds)

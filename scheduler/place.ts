@@ -14,12 +14,13 @@ import { computeQueueName } from "../common/queues.js";
 import type { InstanceState } from "../common/state-machine.js";
 import { hostsOfInstances, loadServerGroupSpecs } from "./candidates.js";
 import { BatchLedger, decide, type BatchItem, type Choice } from "./batch-decisions.js";
-import { claimProviders, writePlacements } from "./batch-writes.js";
+import { lockBatch, type BatchSelection } from "./batch-lock.js";
+import { claimAndPlace } from "./batch-writes.js";
 import { claim } from "./claim.js";
 import type { FilterResult, RequestSpec } from "./filters/index.js";
 import { resourcesForFlavor, type HostState } from "./host-state.js";
 import { HostStateView } from "./host-state-view.js";
-import { spawnJob } from "./spawn-spec.js";
+import { portsFromRows, spawnJob } from "./spawn-spec.js";
 
 export interface PlacementDeps {
   db: Knex;
@@ -107,8 +108,7 @@ export async function failBuild(
 
 export type PlaceOutcome = "placed" | "no_valid_host" | "skipped" | "raced";
 
-/** Which instances a batch takes: named ones (waiting for their locks), or the oldest waiting ones. */
-export type BatchSelection = { ids: string[] } | { pending: number; first?: string; minAgeSec?: number };
+export type { BatchSelection } from "./batch-lock.js";
 
 const views = new WeakMap<Knex, HostStateView>();
 
@@ -132,20 +132,20 @@ const MAX_ROUNDS = 8;
  */
 export async function placeBatch(deps: PlacementDeps, which: BatchSelection): Promise<Map<string, PlaceOutcome>> {
   const view = viewFor(deps);
-  await view.refresh();
   // What the batch claims reaches the view through its next refresh (the claims stamp changed_at).
   return transactionWithRetry(deps.db, async (trx) => {
+    // The view's refresh (its own connection) overlaps the lock: a lone boot waits for the longer of the two.
+    const [insts] = await Promise.all([lockBatch(trx, which), view.refresh()]);
     const outcomes = new Map<string, PlaceOutcome>();
-    const insts = await lockBatch(trx, which);
     const waiting = insts.filter((i) => i.vm_state === "building" && i.task_state === "scheduling" && i.host === null);
     for (const i of insts) if (!waiting.includes(i)) outcomes.set(i.id, "skipped");
     if ("ids" in which) for (const id of which.ids) if (!outcomes.has(id) && !insts.some((i) => i.id === id)) outcomes.set(id, "skipped");
     if (waiting.length === 0) return outcomes;
-    const ids = waiting.map((i) => i.id);
-    const groups = await loadServerGroupSpecs(trx, ids);
+    const memberships = waiting.flatMap((i) => (i.group_id && i.group_policy ? [{ instance_id: i.id, group_id: i.group_id, policy: i.group_policy }] : []));
+    const groups = await loadServerGroupSpecs(trx, memberships);
     const hinted = waiting.flatMap((i) => [...(i.scheduler_hints?.same_host ?? []), ...(i.scheduler_hints?.different_host ?? [])]);
     const hintHosts = await hostsOfInstances(trx, [...new Set(hinted)]);
-    const requestIds = await createRequestIds(trx, ids);
+    const ports = portsFromRows(waiting.flatMap((i) => i.port_rows ?? []));
     const upSinceMs = Date.now() - deps.serviceDownTimeSec * 1000;
     const hostsOf = (list: string[] | undefined) => (list ? list.flatMap((id) => hintHosts.get(id) ?? []) : null);
     const items = new Map<string, BatchItem>(
@@ -164,7 +164,7 @@ export async function placeBatch(deps: PlacementDeps, which: BatchSelection): Pr
       ]),
     );
     const byId = new Map(waiting.map((i) => [i.id, i]));
-    const requestIdOf = (id: string) => requestIds.get(id) ?? "req-unknown";
+    const requestIdOf = (id: string) => byId.get(id)?.create_request_id ?? "req-unknown";
     const ledger = new BatchLedger();
     const opts = { maxAttempts: deps.maxAttempts, multipliers: deps.weigherMultipliers };
     let pending = waiting.map((i) => i.id);
@@ -181,10 +181,12 @@ export async function placeBatch(deps: PlacementDeps, which: BatchSelection): Pr
         }
       }
       const claims = ledger.endRound();
-      const wonNow = await claimProviders(trx, claims);
-      const placed = chosen.filter((c) => wonNow.has(c.providerId));
-      await writePlacements(trx, placed.map((choice) => ({ inst: byId.get(choice.instanceId)!, choice, requestId: requestIdOf(choice.instanceId) })));
-      for (const c of placed) outcomes.set(c.instanceId, "placed");
+      const wonNow = await claimAndPlace(
+        trx,
+        claims,
+        chosen.map((choice) => ({ inst: byId.get(choice.instanceId)!, choice, requestId: requestIdOf(choice.instanceId), ports: ports.get(choice.instanceId) ?? [] })),
+      );
+      for (const c of chosen) if (wonNow.has(c.providerId)) outcomes.set(c.instanceId, "placed");
       const lost = chosen.filter((c) => !wonNow.has(c.providerId));
       for (const c of lost) {
         ledger.loseProvider(c.providerId);
@@ -197,33 +199,6 @@ export async function placeBatch(deps: PlacementDeps, which: BatchSelection): Pr
     }
     return outcomes;
   });
-}
-
-async function lockBatch(trx: Knex.Transaction, which: BatchSelection): Promise<PlaceableInstance[]> {
-  if ("ids" in which) {
-    return trx("instances").whereIn("id", which.ids).orderBy("seq").forUpdate();
-  }
-  const q = trx("instances").where({ vm_state: "building", task_state: "scheduling" }).whereNull("host");
-  if (which.minAgeSec) q.where("updated_at", "<", trx.raw("now() - make_interval(secs => ?)", [which.minAgeSec]));
-  let limit = which.pending;
-  if (which.first) {
-    // The whole multi-create of the first boot comes first, however large, so it is placed in one pass.
-    const own: { reservation_id: string } | undefined = await trx("instances").where({ id: which.first }).first("reservation_id");
-    if (own) {
-      const [row] = await trx("instances").where({ reservation_id: own.reservation_id, task_state: "scheduling" }).count<{ n: string }[]>("* as n");
-      limit = Math.max(limit, Number(row?.n ?? 0));
-      q.orderByRaw("(reservation_id = ?) DESC, (id = ?) DESC", [own.reservation_id, which.first]);
-    }
-  }
-  return q.orderBy("seq").limit(limit).forUpdate().skipLocked();
-}
-
-async function createRequestIds(trx: Knex.Transaction, ids: string[]): Promise<Map<string, string>> {
-  const rows: { instance_id: string; request_id: string }[] = await trx("instance_actions")
-    .whereIn("instance_id", ids)
-    .where({ action: "create" })
-    .select("instance_id", "request_id");
-  return new Map(rows.map((r) => [r.instance_id, r.request_id]));
 }
 
 /** Places one instance (waiting for its row lock if another scheduler holds it). */

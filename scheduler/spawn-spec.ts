@@ -55,16 +55,18 @@ export async function loadPorts(trx: Knex | Knex.Transaction, instanceId: string
   return (await loadPortsOf(trx, [instanceId])).get(instanceId) ?? [];
 }
 
+/** One row per port and fixed IP, as read from ports, networks, ip_allocations and subnets. */
+export interface PortRow {
+  id: string; network_id: string; network_name: string; mtu: number; mac_address: string;
+  subnet_id: string | null; ip_address: string | null; cidr: string | null; gateway_ip: string | null;
+  dns_nameservers: string[] | null; network_type: string; physical_network: string | null; segmentation_id: number | null;
+  device_id: string;
+}
+
 /** The ports of several instances, with their fixed IPs and networks, in one query. */
 export async function loadPortsOf(trx: Knex | Knex.Transaction, instanceIds: string[]): Promise<Map<string, PortSpec[]>> {
-  const out = new Map<string, PortSpec[]>();
-  if (instanceIds.length === 0) return out;
-  const rows: {
-    id: string; network_id: string; network_name: string; mtu: number; mac_address: string;
-    subnet_id: string | null; ip_address: string | null; cidr: string | null; gateway_ip: string | null;
-    dns_nameservers: string[] | null; network_type: string; physical_network: string | null; segmentation_id: number | null;
-    device_id: string;
-  }[] = await trx("ports")
+  if (instanceIds.length === 0) return new Map();
+  const rows: PortRow[] = await trx("ports")
     .join("networks", "networks.id", "ports.network_id")
     .leftJoin("ip_allocations", "ip_allocations.port_id", "ports.id")
     .leftJoin("subnets", "subnets.id", "ip_allocations.subnet_id")
@@ -78,6 +80,12 @@ export async function loadPortsOf(trx: Knex | Knex.Transaction, instanceIds: str
       "ip_allocations.subnet_id", "ip_allocations.ip_address", "subnets.cidr", "subnets.gateway_ip", "subnets.dns_nameservers",
       "networks.network_type", "networks.physical_network", "networks.segmentation_id", "ports.device_id",
     );
+  return portsFromRows(rows);
+}
+
+/** Port rows (ordered by instance, device index, IP version) as each instance's PortSpecs. */
+export function portsFromRows(rows: readonly PortRow[]): Map<string, PortSpec[]> {
+  const out = new Map<string, PortSpec[]>();
   const ports = new Map<string, PortSpec>();
   for (const r of rows) {
     let p = ports.get(r.id);

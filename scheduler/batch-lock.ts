@@ -1,0 +1,62 @@
+/**
+ * Locking the boots a batch places, with everything the batch needs to know about them
+ * in the same statement: the request id of their create action, their server group and
+ * policy, and their ports (the spawn job carries them). One round trip instead of four.
+ */
+import type { Knex } from "knex";
+import type { ServerGroupPolicy } from "./filters/index.js";
+import type { PlaceableInstance } from "./place.js";
+import type { PortRow } from "./spawn-spec.js";
+
+/** Which instances a batch takes: named ones (waiting for their locks), or the oldest waiting ones. */
+export type BatchSelection = { ids: string[] } | { pending: number; first?: string; minAgeSec?: number };
+
+export interface LockedBoot extends PlaceableInstance {
+  create_request_id: string | null;
+  group_id: string | null;
+  group_policy: ServerGroupPolicy | null;
+  port_rows: PortRow[] | null;
+}
+
+// Sub-selects in the select list are not locked by FOR UPDATE; only the instance rows are.
+const EXTRAS = `
+  (SELECT ia.request_id FROM instance_actions ia
+    WHERE ia.instance_id = instances.id AND ia.action = 'create' ORDER BY ia.id LIMIT 1) AS create_request_id,
+  (SELECT m.group_id FROM server_group_members m WHERE m.instance_id = instances.id LIMIT 1) AS group_id,
+  (SELECT g.policy FROM server_group_members m JOIN server_groups g ON g.id = m.group_id
+    WHERE m.instance_id = instances.id LIMIT 1) AS group_policy,
+  (SELECT json_agg(json_build_object(
+            'id', p.id, 'network_id', p.network_id, 'network_name', n.name, 'mtu', n.mtu, 'mac_address', p.mac_address,
+            'subnet_id', a.subnet_id, 'ip_address', a.ip_address, 'cidr', s.cidr, 'gateway_ip', s.gateway_ip,
+            'dns_nameservers', s.dns_nameservers, 'network_type', n.network_type, 'physical_network', n.physical_network,
+            'segmentation_id', n.segmentation_id, 'device_id', p.device_id)
+          ORDER BY p.device_index, s.ip_version, s.created_at)
+     FROM ports p JOIN networks n ON n.id = p.network_id
+     LEFT JOIN ip_allocations a ON a.port_id = p.id
+     LEFT JOIN subnets s ON s.id = a.subnet_id
+    WHERE p.device_id = instances.id) AS port_rows`;
+
+export async function lockBatch(trx: Knex.Transaction, which: BatchSelection): Promise<LockedBoot[]> {
+  const cols = ["instances.*", trx.raw(EXTRAS)];
+  if ("ids" in which) {
+    return trx("instances").whereIn("id", which.ids).orderBy("seq").forUpdate().select(cols);
+  }
+  const q = trx("instances").where({ vm_state: "building", task_state: "scheduling" }).whereNull("host");
+  if (which.minAgeSec) q.where("updated_at", "<", trx.raw("now() - make_interval(secs => ?)", [which.minAgeSec]));
+  let limit = which.pending;
+  if (which.first) {
+    // The whole multi-create of the first boot comes first, however large, so it is placed in one pass.
+    const { rows } = (await trx.raw(
+      `SELECT x.reservation_id,
+              (SELECT count(*) FROM instances r WHERE r.reservation_id = x.reservation_id AND r.task_state = 'scheduling')::int AS n
+         FROM instances x WHERE x.id = ?`,
+      [which.first],
+    )) as { rows: { reservation_id: string; n: number }[] };
+    const own = rows[0];
+    if (own) {
+      limit = Math.max(limit, own.n);
+      q.orderByRaw("(reservation_id = ?) DESC, (id = ?) DESC", [own.reservation_id, which.first]);
+    }
+  }
+  return q.orderBy("seq").limit(limit).forUpdate().skipLocked().select(cols);
+}
