@@ -21,6 +21,7 @@ import { startRecovery } from "./recovery.js";
 import { flushHeartbeats } from "./heartbeats.js";
 import { HostStateView } from "./host-state-view.js";
 import { placeBatch, placeInstance } from "./place.js";
+import { RecentSet } from "../common/recent-set.js";
 
 /** Boots placed per transaction: a multi-create, or whatever is waiting, up to this many. */
 const PLACEMENT_BATCH = 32;
@@ -52,12 +53,17 @@ const redis = new Redis(redisOptions(config.redisUrl));
 redis.on("error", () => {});
 await flushHeartbeats(redis, db, config.queuePrefix).catch((err) => log.warn({ err: String(err) }, "first heartbeat flush failed"));
 
+// Boots this process placed or failed lately, whose own schedule jobs are still to come.
+const decidedHere = new RecentSet<string>(50_000);
+
 const scheduler = new Worker<ScheduleJob>(
   SCHEDULE_QUEUE,
   async (job) => {
     // The job is a wake-up: the batch takes this boot first and whatever else is waiting.
     const id = job.data.instance_id;
-    // Most jobs of a burst find their boot placed already by an earlier batch: one read, no transaction.
+    // Most jobs of a burst find their boot placed already by an earlier batch of this
+    // process (nothing to read) or of another one (one read, no transaction).
+    if (decidedHere.has(id)) return "skipped";
     const row: { task_state: string | null; host: string | null } | undefined = await db("instances").where({ id }).first("task_state", "host");
     if (!row || row.task_state !== "scheduling" || row.host !== null) return "skipped";
     const outcomes = await placeBatch(deps, { pending: PLACEMENT_BATCH, first: id });
@@ -67,6 +73,7 @@ const scheduler = new Worker<ScheduleJob>(
     const first = outcomes.get(id);
     const own = first === "raced" ? await placeInstance(deps, id) : (first ?? "skipped");
     for (const [instance_id, outcome] of outcomes) {
+      if (outcome === "placed" || outcome === "no_valid_host") decidedHere.add(instance_id);
       if (outcome === "placed") log.debug({ instance_id, outcome, batch: outcomes.size }, "placement decided");
       else if (outcome !== "skipped") log.info({ instance_id, outcome, batch: outcomes.size }, "placement decided");
     }
