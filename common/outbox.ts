@@ -11,6 +11,8 @@ import type { Logger } from "./logger.js";
 import type { QueueSet } from "./queues.js";
 
 const CHANNEL = "cirrus_outbox";
+/** The channel enqueue notifies, for a writer that inserts outbox rows in a statement of its own. */
+export const OUTBOX_CHANNEL = CHANNEL;
 
 export interface OutboxJob {
   queue: string;
