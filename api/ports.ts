@@ -103,6 +103,42 @@ async function claimIpv4(trx: Knex.Transaction, subnet: SubnetRow, portId: strin
 }
 
 /**
+ * The set-based form of claimIpv4, for a statement that claims `count` addresses of the
+ * subnet at once (api/servers/boot-write.ts: every port of a multi-create): a SELECT of up
+ * to `count` free IPv4 addresses (column `ip`), in the order that many claimIpv4 calls one
+ * after another would take them: for each pool in turn, the addresses after the highest one
+ * in use, then the pool's gaps from its start (only when the first part runs short; the
+ * LIMIT stops the scan). Each candidate is taken with the same advisory lock, so concurrent
+ * claims skip each other's; the caller inserts them without ON CONFLICT, so a candidate
+ * that another boot committed meanwhile fails the statement on the primary key, and the
+ * caller retries it. Fewer than `count` rows means the pools have no more.
+ */
+export function ipv4CandidatesSql(subnet: Pick<SubnetRow, "id" | "allocation_pools">, count: number): { sql: string; bindings: Knex.RawBinding[] } {
+  // Wide enough that `count` claims find room past addresses other boots hold locked.
+  const window = count + CLAIM_WINDOW - 1;
+  const parts: string[] = [];
+  const bindings: Knex.RawBinding[] = [];
+  for (const pool of subnet.allocation_pools) {
+    const top = `(SELECT coalesce(max(ip_address::inet) + 1, ?::inet) AS lo FROM ip_allocations
+                   WHERE subnet_id = ?::uuid AND ip_address::inet BETWEEN ?::inet AND ?::inet)`;
+    const topBindings = [pool.start, subnet.id, pool.start, pool.end];
+    parts.push(`(SELECT host(c.addr) AS ip
+                   FROM ${top} top, generate_series(0, ?::int - 1) AS g(k), LATERAL (SELECT top.lo + g.k AS addr) c
+                  WHERE c.addr <= ?::inet AND pg_try_advisory_xact_lock(hashtextextended(?::text || '/' || host(c.addr), 0)))`);
+    bindings.push(...topBindings, window, pool.end, subnet.id);
+    // The gaps, outside the window the first part walks (no address is offered twice).
+    parts.push(`(SELECT host(c.addr) AS ip
+                   FROM ${top} top, generate_series(0, ?::inet - ?::inet) AS s(n), LATERAL (SELECT ?::inet + s.n AS addr) c
+                  WHERE (c.addr < top.lo OR c.addr > top.lo + (?::int - 1))
+                    AND NOT EXISTS (SELECT 1 FROM ip_allocations a WHERE a.subnet_id = ?::uuid AND a.ip_address = host(c.addr))
+                    AND pg_try_advisory_xact_lock(hashtextextended(?::text || '/' || host(c.addr), 0)))`);
+    bindings.push(...topBindings, pool.end, pool.start, pool.start, window, subnet.id, subnet.id);
+  }
+  if (parts.length === 0) return { sql: `SELECT NULL::text AS ip WHERE false`, bindings: [] };
+  return { sql: `SELECT ip FROM (${parts.join(" UNION ALL ")}) u LIMIT ?`, bindings: [...bindings, count] };
+}
+
+/**
  * IPv6: inet arithmetic over a /64 overflows generate_series' bigint, so the pools are
  * walked in bigint past the (few) addresses already taken, with the subnet row locked.
  */

@@ -1,96 +1,46 @@
 /**
- * Accepting a boot request: one Postgres transaction writes the instance (building /
- * scheduling), its ports and fixed IPs, the instance action and the outbox row that
- * becomes the schedule job. Bad input is refused before anything is written.
+ * Accepting a boot request. Bad input is refused before anything is written. The common
+ * boot (image, flavor, networks with IPv4 subnets; no fixed IP, server group or enforced
+ * quota), also a multi-create, costs two statements: one read of everything the request
+ * names (boot-lookup.ts) and one write of the instances, their ports and fixed IPs, the
+ * instance actions and the outbox rows that become the schedule jobs (boot-write.ts).
+ * The other boots write in a transaction (boot-transaction.ts says why).
  */
 import { randomBytes } from "node:crypto";
 import type { Static } from "typebox";
-import { badRequest, conflict } from "../../common/errors.js";
+import { badRequest } from "../../common/errors.js";
 import { isUuid, newId } from "../../common/ids.js";
 import type { Db } from "../../common/db/knex.js";
-import { startAction } from "../../common/db/instance-records.js";
 import type { FlavorSnapshot, ImageSnapshot } from "../../common/messages.js";
-import { enqueue } from "../../common/outbox.js";
-import { SCHEDULE_QUEUE } from "../../common/queues.js";
 import { transition } from "../../common/state-machine.js";
 import { PowerState } from "../../common/power-state.js";
 import type { RequestContext } from "../context.js";
 import { idFromRef } from "../links.js";
-import { createPort } from "../ports.js";
-import type { FlavorRow } from "../routes/flavors.js";
+import type { SubnetRow } from "../ports.js";
 import { visibleImages, type ImageRow } from "../routes/images.js";
-import { visibleNetworks, type NetworkRow } from "../routes/networks.js";
 import type { ServerCreateBody } from "../schemas/server.js";
 // compute extras: keypair, availability zone, server group, quota (api/quotas/boot-admission.ts)
-import { admitBoot, checkBootExtras, recordBootExtras } from "../quotas/boot-admission.js";
+import { checkBootExtras } from "../quotas/boot-admission.js";
+import { flavorSnapshot, imageRefMissing, imageSnapshot, networkAsk, pickNetworks } from "./boot-input.js";
+import { lookUpBoot } from "./boot-lookup.js";
+import { writeBootInTransaction } from "./boot-transaction.js";
+import { writeBoot, type BootRows } from "./boot-write.js";
 import { parseHostHints } from "./scheduler-hints.js";
 
 type Body = Static<typeof ServerCreateBody>;
 
-interface RequestedNic {
-  network: NetworkRow;
-  fixedIp?: string;
-}
-
+/** The flavor by ref, for resize (api/servers/actions.ts). */
 export async function resolveFlavor(db: Db, ref: string | number): Promise<FlavorSnapshot> {
-  const id = idFromRef(String(ref));
-  const row: FlavorRow | undefined = await db("flavors").where({ id }).first();
-  if (!row) throw badRequest(`Flavor ${id} could not be found.`);
-  return {
-    id: row.id,
-    name: row.name,
-    vcpus: row.vcpus,
-    ram: row.ram,
-    disk: row.disk,
-    ephemeral: row.ephemeral,
-    swap: row.swap,
-    extra_specs: row.extra_specs,
-  };
+  return flavorSnapshot(ref, await db("flavors").where({ id: idFromRef(String(ref)) }).first());
 }
 
+/** The image by ref as the caller may see it, for rebuild (api/servers/actions.ts). */
 export async function resolveImage(db: Db, ctx: RequestContext, ref: string | undefined, flavor: FlavorSnapshot): Promise<ImageSnapshot> {
-  if (ref === undefined || ref === "") throw badRequest("Missing imageRef attribute; booting from a volume is not supported.");
-  const id = idFromRef(ref);
+  const id = imageRefMissing(ref) ? "" : idFromRef(ref!);
   const row: ImageRow | undefined = isUuid(id)
     ? await visibleImages(db("images").where({ id }).whereNot("status", "deleted"), ctx).first()
     : undefined;
-  if (!row) throw badRequest(`Image ${id} could not be found.`);
-  if (row.status !== "active" || !row.location) throw badRequest(`Image ${id} is not active.`);
-  if (row.min_ram > flavor.ram) throw badRequest("Flavor's memory is too small for requested image.");
-  if (flavor.disk > 0 && row.min_disk > flavor.disk) throw badRequest("Flavor's disk is too small for requested image.");
-  if (flavor.disk > 0 && row.size !== null && row.size > flavor.disk * 1024 ** 3) {
-    throw badRequest("Flavor's disk is too small for requested image.");
-  }
-  return {
-    id: row.id,
-    name: row.name ?? "",
-    disk_format: row.disk_format ?? "raw",
-    location: row.location,
-    size: row.size,
-    checksum: row.checksum,
-    // In the snapshot, so the scheduler need not read the image again for the spawn job.
-    os_hash_value: row.os_hash_algo === "sha256" ? row.os_hash_value : null,
-    properties: row.properties,
-  };
-}
-
-async function resolveNetworks(db: Db, ctx: RequestContext, requested: Body["server"]["networks"]): Promise<RequestedNic[]> {
-  if (requested === "none") return [];
-  if (requested === undefined || requested === "auto") {
-    // Nova without an explicit request: the one network the project can use, if exactly one.
-    const visible: NetworkRow[] = await visibleNetworks(db("networks"), ctx).orderBy("created_at").limit(2);
-    if (visible.length > 1) throw conflict("Multiple possible networks found, use a Network ID to be more specific.");
-    return visible.map((network) => ({ network }));
-  }
-  const nics: RequestedNic[] = [];
-  for (const item of requested) {
-    if (item.port !== undefined && item.port !== null) throw badRequest("Booting with an existing port is not supported yet; pass a network uuid.");
-    if (item.uuid === undefined) throw badRequest("Bad networks format: network uuid is required.");
-    const network: NetworkRow | undefined = await visibleNetworks(db("networks").where({ id: item.uuid }), ctx).first();
-    if (!network) throw badRequest(`Network ${item.uuid} could not be found.`);
-    nics.push({ network, ...(item.fixed_ip !== undefined ? { fixedIp: item.fixed_ip } : {}) });
-  }
-  return nics;
+  return imageSnapshot(ref, row, flavor);
 }
 
 function validateScalars(s: Body["server"]): void {
@@ -129,10 +79,12 @@ export interface Accepted {
 export async function acceptBoot(db: Db, ctx: RequestContext, requestId: string, body: Body, options: { enforceQuotas: boolean }): Promise<Accepted> {
   const s = body.server;
   validateScalars(s);
-  const flavor = await resolveFlavor(db, s.flavorRef);
-  const image = await resolveImage(db, ctx, s.imageRef, flavor);
-  const nics = await resolveNetworks(db, ctx, s.networks);
-  const extras = await checkBootExtras(db, ctx, body); // compute extras
+  // One read for flavor, image, networks and subnets; judged in the order Nova's errors come in.
+  const found = await lookUpBoot(db, ctx, s.flavorRef, s.imageRef, networkAsk(s.networks));
+  const flavor = flavorSnapshot(s.flavorRef, found.flavor);
+  const image = imageSnapshot(s.imageRef, found.image, flavor);
+  const nics = pickNetworks(s.networks, found.networks);
+  const extras = await checkBootExtras(db, ctx, body); // compute extras: reads only when key_name, zone or group is given
   const hostHints = parseHostHints(body);
   const state = transition({ vm_state: "building", task_state: null, power_state: PowerState.NOSTATE }, { type: "create_accepted" });
   // Nova's multi-create: max_count servers named <name>-1..N (a fixed IP cannot be shared, so one only).
@@ -141,45 +93,38 @@ export async function acceptBoot(db: Db, ctx: RequestContext, requestId: string,
   const ids = Array.from({ length: count }, () => newId());
   const reservationId = `r-${randomBytes(4).toString("hex")}`;
 
-  await db.transaction(async (trx) => {
-    for (const [launchIndex, id] of ids.entries()) {
-      await admitBoot(trx, ctx, flavor, s.metadata, options.enforceQuotas); // compute extras: quota
-      await trx("instances").insert({
-        id,
-        name: count > 1 ? `${s.name}-${launchIndex + 1}` : s.name,
-        description: s.description ?? null,
-        project_id: ctx.projectId,
-        user_id: ctx.userId,
-        ...state,
-        availability_zone: s.availability_zone ?? null,
-        flavor: JSON.stringify(flavor),
-        image_id: image.id,
-        image: JSON.stringify(image),
-        requested_networks: JSON.stringify(nics.map((n) => ({ uuid: n.network.id, fixed_ip: n.fixedIp ?? null }))),
-        metadata: JSON.stringify(s.metadata ?? {}),
-        config_drive: truthy(s.config_drive),
-        user_data: s.user_data ?? null,
-        reservation_id: reservationId,
-        launch_index: launchIndex,
-        access_ip_v4: s.accessIPv4 ?? null,
-        access_ip_v6: s.accessIPv6 ?? null,
-        key_name: extras.keyName, // compute extras
-        scheduler_hints: JSON.stringify(hostHints),
-      });
-      await recordBootExtras(trx, id, extras); // compute extras: server group membership
-      for (const [index, nic] of nics.entries()) {
-        await createPort(trx, {
-          networkId: nic.network.id,
-          projectId: ctx.projectId,
-          deviceId: id,
-          deviceOwner: "compute:nova",
-          deviceIndex: index,
-          ...(nic.fixedIp !== undefined ? { fixedIp: nic.fixedIp } : {}),
-        });
-      }
-      await startAction(trx, { instanceId: id, action: "create", requestId, projectId: ctx.projectId, userId: ctx.userId });
-      await enqueue(trx, { queue: SCHEDULE_QUEUE, name: "schedule", jobId: `schedule-${id}`, payload: { instance_id: id, request_id: requestId } });
-    }
-  });
+  const subnetsOf = (networkId: string): SubnetRow[] => found.subnets.filter((sub) => sub.network_id === networkId);
+  const rows: BootRows = {
+    ids,
+    names: ids.map((_, launchIndex) => (count > 1 ? `${s.name}-${launchIndex + 1}` : s.name)),
+    requestId,
+    projectId: ctx.projectId,
+    userId: ctx.userId,
+    nics: nics.map((n) => ({ networkId: n.network.id, subnets: subnetsOf(n.network.id) })),
+    instance: {
+      ...state,
+      description: s.description ?? null,
+      availability_zone: s.availability_zone ?? null,
+      flavor: JSON.stringify(flavor),
+      image_id: image.id,
+      image: JSON.stringify(image),
+      requested_networks: JSON.stringify(nics.map((n) => ({ uuid: n.network.id, fixed_ip: n.fixedIp ?? null }))),
+      metadata: JSON.stringify(s.metadata ?? {}),
+      config_drive: truthy(s.config_drive),
+      user_data: s.user_data ?? null,
+      reservation_id: reservationId,
+      access_ip_v4: s.accessIPv4 ?? null,
+      access_ip_v6: s.accessIPv6 ?? null,
+      key_name: extras.keyName, // compute extras
+      scheduler_hints: JSON.stringify(hostHints),
+    },
+  };
+  const oneStatement =
+    !options.enforceQuotas &&
+    extras.group === null &&
+    nics.every((n) => n.fixedIp === undefined) &&
+    rows.nics.every((n) => n.subnets.every((sub) => sub.ip_version === 4));
+  if (oneStatement) await writeBoot(db, rows);
+  else await writeBootInTransaction(db, ctx, { rows, nics, flavor, metadata: s.metadata, extras, enforceQuotas: options.enforceQuotas });
   return { id: ids[0]!, ids, reservationId, adminPass: s.adminPass ?? randomBytes(9).toString("base64url") };
 }

@@ -1,0 +1,199 @@
+/**
+ * The common boot's writes as one statement: the instance rows, their ports, the ports'
+ * IPv4 addresses, the `create` instance actions and the outbox rows with their NOTIFY,
+ * all set-based (a multi-create of N is still one statement). A single statement is
+ * atomic, so it needs no BEGIN/COMMIT.
+ *
+ * The rows are the ones the transactional path writes (api/servers/create.ts), which
+ * stays for what this one does not cover: fixed IPs, IPv6 subnets, server groups and
+ * enforced quotas.
+ *
+ * IP claims (api/ports.ts ipv4CandidatesSql): every insert is gated on each subnet having
+ * offered as many addresses as it has ports to fill, so a full pool writes nothing and
+ * the statement reports which subnet ran short. A candidate committed by another boot
+ * after this statement's snapshot fails it on the (subnet, address) primary key, and a
+ * MAC collision on the ports' unique index; both are retried with a fresh statement.
+ */
+import type { Knex } from "knex";
+import { conflict } from "../../common/errors.js";
+import { newId, newMacAddress } from "../../common/ids.js";
+import { OUTBOX_CHANNEL } from "../../common/outbox.js";
+import { SCHEDULE_QUEUE } from "../../common/queues.js";
+import type { InstanceState } from "../../common/state-machine.js";
+import { ipv4CandidatesSql, type SubnetRow } from "../ports.js";
+
+type Tx = Knex | Knex.Transaction;
+
+export interface BootNic {
+  networkId: string;
+  /** The network's subnets, all IPv4 here; a port gets one address from each. */
+  subnets: SubnetRow[];
+}
+
+export interface BootRows {
+  ids: string[];
+  names: string[];
+  requestId: string;
+  projectId: string;
+  userId: string;
+  nics: BootNic[];
+  /** Columns every instance of the request shares (JSON columns already serialised). */
+  instance: InstanceState & {
+    description: string | null;
+    availability_zone: string | null;
+    flavor: string;
+    image_id: string;
+    image: string;
+    requested_networks: string;
+    metadata: string;
+    config_drive: boolean;
+    user_data: string | null;
+    reservation_id: string;
+    access_ip_v4: string | null;
+    access_ip_v6: string | null;
+    key_name: string | null;
+    scheduler_hints: string;
+  };
+}
+
+/** A lost race costs one statement; this many are plenty (as CLAIM_ATTEMPTS in api/ports.ts). */
+const ATTEMPTS = 10;
+
+interface Port {
+  id: string;
+  networkId: string;
+  mac: string;
+  deviceId: string;
+  deviceIndex: number;
+}
+
+/** One subnet's claims: its ports in (instance, NIC) order, which is the order addresses are handed out. */
+interface Claim {
+  subnet: SubnetRow;
+  networkId: string;
+  portIds: string[];
+}
+
+function portsOf(rows: BootRows): Port[] {
+  return rows.ids.flatMap((deviceId) =>
+    rows.nics.map((nic, deviceIndex) => ({ id: newId(), networkId: nic.networkId, mac: newMacAddress(), deviceId, deviceIndex })),
+  );
+}
+
+function claimsOf(rows: BootRows, ports: Port[]): Claim[] {
+  const claims = new Map<string, Claim>();
+  for (const nic of rows.nics) {
+    for (const subnet of nic.subnets) if (!claims.has(subnet.id)) claims.set(subnet.id, { subnet, networkId: nic.networkId, portIds: [] });
+  }
+  for (const port of ports) {
+    for (const subnet of rows.nics[port.deviceIndex]!.subnets) claims.get(subnet.id)!.portIds.push(port.id);
+  }
+  return [...claims.values()];
+}
+
+function statement(rows: BootRows, ports: Port[], claims: Claim[]): { sql: string; bindings: Knex.RawBinding[] } {
+  const b: Knex.RawBinding[] = [];
+  const ctes: string[] = [];
+  claims.forEach((c, j) => {
+    const cand = ipv4CandidatesSql(c.subnet, c.portIds.length);
+    ctes.push(`cand${j} AS (SELECT ip, row_number() OVER () AS k FROM (${cand.sql}) c)`);
+    b.push(...cand.bindings);
+  });
+  const enough = claims.map((c, j) => `(SELECT count(*) FROM cand${j}) = ${c.portIds.length}`);
+  ctes.push(`ok AS (SELECT ${enough.length ? enough.join(" AND ") : "true"} AS ok)`);
+
+  const i = rows.instance;
+  ctes.push(`inst AS (
+    INSERT INTO instances (id, name, launch_index, description, project_id, user_id, vm_state, task_state, power_state,
+                           availability_zone, flavor, image_id, image, requested_networks, metadata, config_drive, user_data,
+                           reservation_id, access_ip_v4, access_ip_v6, key_name, scheduler_hints)
+    SELECT u.id, u.name, u.ord - 1, ?::text, ?::text, ?::text, ?::text, ?::text, ?::int,
+           ?::text, ?::jsonb, ?::uuid, ?::jsonb, ?::jsonb, ?::jsonb, ?::boolean, ?::text,
+           ?::text, ?::text, ?::text, ?::text, ?::jsonb
+      FROM unnest(?::uuid[], ?::text[]) WITH ORDINALITY AS u(id, name, ord), ok
+     WHERE ok.ok ORDER BY u.ord)`);
+  b.push(
+    i.description, rows.projectId, rows.userId, i.vm_state, i.task_state, i.power_state,
+    i.availability_zone, i.flavor, i.image_id, i.image, i.requested_networks, i.metadata, i.config_drive, i.user_data,
+    i.reservation_id, i.access_ip_v4, i.access_ip_v6, i.key_name, i.scheduler_hints,
+    rows.ids, rows.names,
+  );
+
+  if (ports.length > 0) {
+    ctes.push(`port AS (
+      INSERT INTO ports (id, network_id, project_id, mac_address, device_id, device_owner, device_index, status)
+      SELECT p.id, p.net, ?::text, p.mac, p.dev, 'compute:nova', p.idx, 'DOWN'
+        FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::uuid[], ?::int[]) WITH ORDINALITY AS p(id, net, mac, dev, idx, ord), ok
+       WHERE ok.ok ORDER BY p.ord)`);
+    b.push(rows.projectId, ports.map((p) => p.id), ports.map((p) => p.networkId), ports.map((p) => p.mac), ports.map((p) => p.deviceId), ports.map((p) => p.deviceIndex));
+  }
+  if (claims.length > 0) {
+    const selects = claims.map((c, j) => {
+      b.push(c.subnet.id, c.portIds);
+      return `SELECT ?::uuid, c.ip, p.port FROM cand${j} c JOIN unnest(?::uuid[]) WITH ORDINALITY AS p(port, k) USING (k), ok WHERE ok.ok`;
+    });
+    // Plain INSERT: a duplicate address must fail the whole statement (see the header).
+    ctes.push(`ip AS (INSERT INTO ip_allocations (subnet_id, ip_address, port_id) ${selects.join(" UNION ALL ")})`);
+  }
+
+  // As startAction (common/db/instance-records.ts) writes it.
+  ctes.push(`act AS (
+    INSERT INTO instance_actions (instance_id, action, request_id, project_id, user_id)
+    SELECT u.id, 'create', ?::text, ?::text, ?::text FROM unnest(?::uuid[]) WITH ORDINALITY AS u(id, ord), ok
+     WHERE ok.ok ORDER BY u.ord
+    ON CONFLICT (instance_id, request_id) DO NOTHING)`);
+  b.push(rows.requestId, rows.projectId, rows.userId, rows.ids);
+
+  // As enqueue / enqueueMany (common/outbox.ts) write it: one schedule job per instance, one NOTIFY.
+  ctes.push(`job AS (
+    INSERT INTO outbox (queue, job_name, job_id, payload)
+    SELECT ?::text, 'schedule', 'schedule-' || u.id, jsonb_build_object('instance_id', u.id, 'request_id', ?::text)
+      FROM unnest(?::text[]) WITH ORDINALITY AS u(id, ord), ok
+     WHERE ok.ok ORDER BY u.ord
+    RETURNING id)`);
+  b.push(SCHEDULE_QUEUE, rows.requestId, rows.ids);
+
+  const counts = claims.map((_, j) => `(SELECT count(*) FROM cand${j})`);
+  const sql = `WITH ${ctes.join(",\n")}
+    SELECT (SELECT ok FROM ok) AS ok,
+           ARRAY[${counts.length ? counts.join(", ") : ""}]::bigint[] AS offered,
+           (SELECT pg_notify(?, '') FROM (SELECT 1 FROM job LIMIT 1) AS any_job) AS notified`;
+  b.push(OUTBOX_CHANNEL);
+  return { sql, bindings: b };
+}
+
+const violated = (err: unknown): { constraint?: string; detail?: string } | null =>
+  (err as { code?: string }).code === "23505" ? (err as { constraint?: string; detail?: string }) : null;
+
+/** Inside a caller's transaction (Idempotency-Key), a failed attempt is undone by its savepoint. */
+async function attempt(db: Tx, sql: string, bindings: Knex.RawBinding[]): Promise<{ ok: boolean; offered: number[] }> {
+  const run = async (q: Tx) => ((await q.raw(sql, bindings)) as { rows: { ok: boolean; offered: number[] }[] }).rows[0]!;
+  return (db as Knex.Transaction).isTransaction ? db.transaction((trx) => run(trx)) : run(db);
+}
+
+/** Writes the boot; throws Nova's 409 when a subnet has no address left for a port. */
+export async function writeBoot(db: Tx, rows: BootRows): Promise<void> {
+  let raced: string | null = null;
+  for (let n = 0; n < ATTEMPTS; n++) {
+    const ports = portsOf(rows);
+    const claims = claimsOf(rows, ports);
+    const { sql, bindings } = statement(rows, ports, claims);
+    let result;
+    try {
+      result = await attempt(db, sql, bindings);
+    } catch (err) {
+      const v = violated(err);
+      if (v?.constraint === "ip_allocations_pkey") {
+        raced = /\(subnet_id, ip_address\)=\(([0-9a-f-]+),/.exec(v.detail ?? "")?.[1] ?? claims[0]?.subnet.id ?? null;
+        continue;
+      }
+      if (v?.constraint === "ports_mac_address_unique") continue; // new MACs next time
+      throw err;
+    }
+    if (result.ok) return;
+    const short = claims.find((c, j) => Number(result.offered[j]) < c.portIds.length)!;
+    throw conflict(`No more IP addresses available on network ${short.networkId} (subnet ${short.subnet.id}, ${short.subnet.cidr}).`);
+  }
+  const subnet = rows.nics.flatMap((n) => n.subnets).find((s) => s.id === raced);
+  throw conflict(`Could not allocate an IP address on subnet ${raced} (${subnet?.cidr ?? "?"}): too many concurrent requests; retry.`);
+}

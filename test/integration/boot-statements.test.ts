@@ -1,0 +1,154 @@
+/**
+ * Statements per accepted boot (api/servers/create.ts): the common path (one image, one
+ * flavor, one network with an IPv4 subnet, no quota, keypair or group) is one look-up
+ * and one write, also for a multi-create. A regression guard: each round trip costs the
+ * API and Postgres CPU (docs/benchmarks.md, B2/B7).
+ */
+import request from "supertest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createPort } from "../../api/ports.js";
+import { ADMIN_TOKEN, createTestApp, type TestApp } from "../support/services.js";
+
+let t: TestApp;
+const auth = { "X-Auth-Token": ADMIN_TOKEN };
+let imageId: string;
+let netId: string;
+let sql: string[] = [];
+
+beforeAll(async () => {
+  t = await createTestApp({ enforceQuotas: false });
+  const srv = () => request(t.app.server);
+  expect((await srv().post("/v2.1/flavors").set(auth).send({ flavor: { name: "m1.small", id: "1", ram: 512, vcpus: 1, disk: 1 } })).status).toBe(200);
+  const img = await srv().post("/v2/images").set(auth).send({ name: "cirros", disk_format: "qcow2", container_format: "bare", visibility: "public" });
+  imageId = img.body.id;
+  expect((await srv().put(`/v2/images/${imageId}/file`).set(auth).set("content-type", "application/octet-stream").send(Buffer.alloc(64, 1))).status).toBe(204);
+  const net = await srv().post("/v2.0/networks").set(auth).send({ network: { name: "private" } });
+  netId = net.body.network.id;
+  expect((await srv().post("/v2.0/subnets").set(auth).send({ subnet: { network_id: netId, cidr: "10.9.0.0/24", ip_version: 4 } })).status).toBe(201);
+  t.db.on("query", (q: { sql: string }) => sql.push(q.sql));
+});
+afterAll(async () => t.close());
+
+async function countedBoot(server: Record<string, unknown>): Promise<string[]> {
+  sql = [];
+  const res = await request(t.app.server).post("/v2.1/servers").set(auth).send({ server });
+  expect(res.status, JSON.stringify(res.body)).toBe(202);
+  const seen = sql;
+  sql = [];
+  return seen;
+}
+
+const common = () => ({ name: "vm", flavorRef: "1", imageRef: imageId, networks: [{ uuid: netId }] });
+
+describe("statements per boot", () => {
+  it("one server on the common path", async () => {
+    const seen = await countedBoot(common());
+    console.log(`single boot: ${seen.length} statements\n  ${seen.join("\n  ")}`);
+    expect(seen.length).toBeLessThanOrEqual(2);
+  });
+
+  it("a multi-create of 5 on the common path", async () => {
+    const seen = await countedBoot({ ...common(), min_count: 5, max_count: 5 });
+    console.log(`multi-create 5: ${seen.length} statements`);
+    expect(seen.length).toBeLessThanOrEqual(2);
+    const rows = await t.db("instances").where("name", "like", "vm-%").select("id");
+    expect(rows).toHaveLength(5);
+    const ips = await t.db("ip_allocations").join("ports", "ports.id", "ip_allocations.port_id").whereIn("ports.device_id", rows.map((r) => r.id)).select("ip_address");
+    expect(new Set(ips.map((i) => i.ip_address)).size).toBe(5);
+    expect(await t.db("outbox").whereIn("job_id", rows.map((r) => `schedule-${r.id}`)).count("* as n").first()).toEqual({ n: 5 });
+    expect(await t.db("instance_actions").whereIn("instance_id", rows.map((r) => r.id)).where({ action: "create" }).count("* as n").first()).toEqual({ n: 5 });
+  });
+
+  it("writes the same rows as the transactional path (a fixed IP takes that one)", async () => {
+    const fast = await countedBoot({ ...common(), name: "same", metadata: { a: "b" } });
+    const slow = await countedBoot({ ...common(), name: "same", metadata: { a: "b" }, networks: [{ uuid: netId, fixed_ip: "10.9.0.200" }] });
+    expect(slow.length).toBeGreaterThan(2);
+    const [a, b] = await t.db("instances").where({ name: "same" }).orderBy("seq");
+    const strip = (r: Record<string, unknown>) => {
+      const { id, seq, reservation_id, created_at, updated_at, requested_networks, ...rest } = r;
+      return rest;
+    };
+    expect(strip(a)).toEqual(strip(b));
+    for (const table of ["instance_actions"] as const) {
+      const [x, y] = await t.db(table).whereIn("instance_id", [a.id, b.id]).orderBy("id");
+      expect({ ...x, id: 0, instance_id: 0, request_id: 0, start_time: 0, updated_at: 0 }).toEqual({ ...y, id: 0, instance_id: 0, request_id: 0, start_time: 0, updated_at: 0 });
+    }
+    const jobs = await t.db("outbox").whereIn("job_id", [`schedule-${a.id}`, `schedule-${b.id}`]).orderBy("id");
+    expect(jobs.map((j) => [j.queue, j.job_name, j.job_id, Object.keys(j.payload).sort(), j.payload.instance_id, j.published_at, j.attempts])).toEqual(
+      [a, b].map((i) => ["schedule", "schedule", `schedule-${i.id}`, ["instance_id", "request_id"], i.id, null, 0]),
+    );
+    const ports = await t.db("ports").whereIn("device_id", [a.id, b.id]).orderBy("created_at");
+    const portShape = (p: Record<string, unknown>) => ({ ...p, id: 0, device_id: 0, mac_address: 0, created_at: 0, updated_at: 0 });
+    expect(portShape(ports[0])).toEqual(portShape(ports[1]));
+  });
+
+  it("a full pool refuses the boot with 409 and writes nothing", async () => {
+    const net = await request(t.app.server).post("/v2.0/networks").set(auth).send({ network: { name: "tiny" } });
+    const tiny = net.body.network.id as string;
+    const sub = await request(t.app.server).post("/v2.0/subnets").set(auth).send({ subnet: { network_id: tiny, cidr: "10.8.0.0/29", ip_version: 4 } });
+    expect(sub.status).toBe(201); // pool .2-.6
+    const before = await t.db("instances").count("* as n").first();
+    const res = await request(t.app.server).post("/v2.1/servers").set(auth).send({ server: { ...common(), networks: [{ uuid: tiny }], min_count: 6, max_count: 6 } });
+    expect(res.status).toBe(409);
+    expect(res.body.conflictingRequest.message).toMatch(/^No more IP addresses available on network /);
+    expect(await t.db("instances").count("* as n").first()).toEqual(before);
+    const five = await request(t.app.server).post("/v2.1/servers").set(auth).send({ server: { ...common(), name: "five", networks: [{ uuid: tiny }], min_count: 5, max_count: 5 } });
+    expect(five.status).toBe(202);
+    const ips = await t.db("ip_allocations").where({ subnet_id: sub.body.subnet.id }).orderByRaw("ip_address::inet").pluck("ip_address");
+    expect(ips).toEqual(["10.8.0.2", "10.8.0.3", "10.8.0.4", "10.8.0.5", "10.8.0.6"]);
+  });
+
+  it("a multi-create reuses freed addresses once the pool's top is reached, in address order", async () => {
+    const { id: net, subnet } = await smallNetwork("reuse", "10.7.0.0/29"); // pool .2-.6
+    expect((await bootOn(net, 5, "r")).status).toBe(202);
+    const held = await t.db("ip_allocations").where({ subnet_id: subnet }).whereIn("ip_address", ["10.7.0.3", "10.7.0.5"]).pluck("port_id");
+    await t.db("ports").whereIn("id", held).delete();
+    expect((await bootOn(net, 2, "r2")).status).toBe(202);
+    const reused = await t.db("ip_allocations").join("ports", "ports.id", "ip_allocations.port_id").join("instances", "instances.id", "ports.device_id")
+      .where("instances.name", "like", "r2-%").orderBy("instances.launch_index").pluck("ip_address");
+    expect(reused).toEqual(["10.7.0.3", "10.7.0.5"]);
+    expect((await bootOn(net, 1, "r3")).status).toBe(409);
+  });
+
+  it("a multi-create larger than the claim window gets consecutive addresses", async () => {
+    const { id: net, subnet } = await smallNetwork("wide", "10.6.0.0/22");
+    expect((await bootOn(net, 300, "w")).status).toBe(202);
+    const ips = await t.db("ip_allocations").where({ subnet_id: subnet }).orderByRaw("ip_address::inet").pluck("ip_address");
+    expect(ips).toHaveLength(300);
+    expect(ips[0]).toBe("10.6.0.2");
+    expect(ips[299]).toBe("10.6.1.45");
+  });
+
+  it("retries when an address it chose is committed by another writer meanwhile", async () => {
+    const { id: net, subnet } = await smallNetwork("race", "10.5.0.0/24");
+    expect((await bootOn(net, 1, "race-1")).status).toBe(202); // .2
+    // A fixed-IP claim takes no advisory lock: the boot picks .3 too, waits on the uncommitted row, then loses.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const holder = t.db.transaction(async (trx) => {
+      await createPort(trx, { networkId: net, projectId: "admin", deviceId: null, deviceOwner: "", deviceIndex: null, fixedIp: "10.5.0.3" });
+      await gate;
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    sql = [];
+    const booting = bootOn(net, 1, "race-2").then((r) => r); // supertest sends on then()
+    await new Promise((r) => setTimeout(r, 300));
+    release();
+    await holder;
+    expect((await booting).status).toBe(202);
+    expect(sql.filter((q) => q.startsWith("WITH cand0"))).toHaveLength(2); // the lost attempt and its retry
+    const ip = await t.db("ip_allocations").join("ports", "ports.id", "ip_allocations.port_id").join("instances", "instances.id", "ports.device_id")
+      .where({ "instances.name": "race-2", subnet_id: subnet }).first("ip_address");
+    expect(ip.ip_address).toBe("10.5.0.4");
+  });
+});
+
+async function smallNetwork(name: string, cidr: string): Promise<{ id: string; subnet: string }> {
+  const net = await request(t.app.server).post("/v2.0/networks").set(auth).send({ network: { name } });
+  const sub = await request(t.app.server).post("/v2.0/subnets").set(auth).send({ subnet: { network_id: net.body.network.id, cidr, ip_version: 4 } });
+  expect(sub.status).toBe(201);
+  return { id: net.body.network.id, subnet: sub.body.subnet.id };
+}
+
+const bootOn = (net: string, count: number, name: string) =>
+  request(t.app.server).post("/v2.1/servers").set(auth).send({ server: { ...common(), name, networks: [{ uuid: net }], min_count: count, max_count: count } });
