@@ -6,11 +6,23 @@ import type { Knex } from "knex";
  * compare-and-set and reads again.
  */
 export async function releaseAllocations(trx: Knex.Transaction, consumerId: string, providerId?: string): Promise<void> {
-  const q = trx("allocations").where({ consumer_id: consumerId });
-  if (providerId) q.where({ provider_id: providerId });
-  const freed: { provider_id: string }[] = await q.delete().returning("provider_id");
-  const providers = [...new Set(freed.map((r) => r.provider_id))].sort();
-  for (const id of providers) {
-    await trx("resource_providers").where({ id }).increment("generation", 1);
-  }
+  await releaseAllocationsOf(trx, [consumerId], providerId);
+}
+
+/**
+ * Frees the allocations of many consumers (on one provider, or all) in one statement and
+ * bumps each affected provider's generation once, however many of its consumers went.
+ * The provider rows are locked in id order (FOR UPDATE under ORDER BY locks as the sorted
+ * rows come out, and the UPDATE only touches rows already locked), so two transactions
+ * releasing on overlapping providers queue instead of deadlocking.
+ */
+export async function releaseAllocationsOf(trx: Knex.Transaction, consumerIds: readonly string[], providerId?: string): Promise<void> {
+  if (consumerIds.length === 0) return;
+  const onProvider = providerId === undefined ? "" : "AND provider_id = ?::uuid";
+  await trx.raw(
+    `WITH freed AS (DELETE FROM allocations WHERE consumer_id = ANY(?::uuid[]) ${onProvider} RETURNING provider_id),
+          locked AS (SELECT id FROM resource_providers WHERE id IN (SELECT provider_id FROM freed) ORDER BY id FOR UPDATE)
+     UPDATE resource_providers rp SET generation = rp.generation + 1 FROM locked WHERE rp.id = locked.id`,
+    providerId === undefined ? [[...consumerIds]] : [[...consumerIds], providerId],
+  );
 }

@@ -97,3 +97,48 @@ export async function recordEvent(
     ],
   );
 }
+
+/**
+ * recordEvent for many events in one statement: each event goes on the action of its
+ * (instance, request), inserted in the order given; each action is touched once, finished
+ * if any of its events finishes it, and its message becomes 'Error' if any event failed
+ * (what recording the events one by one leaves).
+ */
+export async function recordEvents(
+  trx: Tx,
+  events: readonly {
+    instanceId: string;
+    requestId: string;
+    event: string;
+    result: "Success" | "Error";
+    host?: string | null;
+    details?: string | null;
+    finishAction?: boolean;
+  }[],
+): Promise<void> {
+  if (events.length === 0) return;
+  const values = events.map(() => "(?::int, ?::uuid, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::boolean, ?::boolean)").join(", ");
+  await trx.raw(
+    `WITH v(ord, instance_id, request_id, event, result, host, details, traceback, finish, error) AS (VALUES ${values}),
+          a AS (SELECT ia.id, v.* FROM v JOIN instance_actions ia ON ia.instance_id = v.instance_id AND ia.request_id = v.request_id),
+          e AS (INSERT INTO instance_action_events (action_id, event, result, host, details, traceback, finish_time)
+                SELECT a.id, a.event, a.result, a.host, a.details, a.traceback, now() FROM a ORDER BY a.ord),
+          per AS (SELECT id, bool_or(finish) AS finish, bool_or(error) AS error FROM a GROUP BY id)
+     UPDATE instance_actions SET updated_at = now(),
+            finish_time = CASE WHEN per.finish THEN now() ELSE finish_time END,
+            message = CASE WHEN per.error THEN 'Error' ELSE message END
+       FROM per WHERE instance_actions.id = per.id`,
+    events.flatMap((e, i) => [
+      i,
+      e.instanceId,
+      e.requestId,
+      e.event,
+      e.result,
+      e.host ?? null,
+      e.details ?? null,
+      e.result === "Error" ? (e.details ?? null) : null,
+      e.finishAction === true,
+      e.result === "Error",
+    ]),
+  );
+}
