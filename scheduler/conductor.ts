@@ -7,7 +7,6 @@
 import type { Knex } from "knex";
 import { releaseAllocations } from "../common/db/allocations.js";
 import { addFault, applyEvent, recordEvent, startAction, type LockedInstance } from "../common/db/instance-records.js";
-import { finishDelete } from "../common/db/instance-teardown.js";
 import { transactionWithRetry } from "../common/db/retry.js";
 import { newId, newRequestId } from "../common/ids.js";
 import { instanceNameFromSeq } from "../common/instance-name.js";
@@ -22,6 +21,10 @@ import { restoreResizeAllocations } from "../common/db/resize-allocations.js";
 import { loadCandidates } from "./candidates.js";
 import { runFilters } from "./filters/index.js";
 import { dispatchTo, failBuild, requestSpecOf, type PlacementDeps, type PlaceableInstance } from "./place.js";
+import { planReports, type BatchableReport } from "./report-batch.js";
+import { lockReportedInstances, writeReportPlan } from "./report-batch-writes.js";
+
+export type { BatchableReport } from "./report-batch.js";
 
 type ReportOf<K extends Report["kind"]> = Extract<Report, { kind: K }>;
 
@@ -126,26 +129,9 @@ async function lockForReport(trx: Knex.Transaction, id: string): Promise<(Placea
   return trx("instances").where({ id }).forUpdate().first();
 }
 
+/** A spawned report alone: the batch path with one report. */
 async function spawned(deps: PlacementDeps, r: ReportOf<"spawned">): Promise<void> {
-  await transactionWithRetry(deps.db, (trx) => applySpawned(trx, r));
-}
-
-async function applySpawned(trx: Knex.Transaction, r: ReportOf<"spawned">): Promise<void> {
-  const inst = await lockForReport(trx, r.instance_id);
-  // A build that finished after its instance was deleted (locally, the host being down) or
-  // moved to another host left a domain nobody owns: reap it now rather than at the next sync.
-  if (inst && (inst.vm_state === "deleted" || inst.host !== r.host)) {
-    const reason = inst.vm_state === "deleted" ? "deleted" : `built late; the instance is on ${inst.host ?? "no host"}`;
-    await sendOrphans(trx, r.host, [{ instance_id: inst.id, instance_name: instanceNameFromSeq(inst.seq), reason }], `late-${inst.id}-${r.attempt}`);
-    return;
-  }
-  if (!inst || inst.host !== r.host || inst.attempts !== r.attempt) return;
-  if (inst.vm_state !== "building" || inst.task_state !== "spawning") return;
-  // A success clears the host's run of failed builds (BuildFailureWeigher); no write when there was none.
-  await trx("compute_services").where({ host: r.host }).whereNot("failed_builds", 0).update({ failed_builds: 0 });
-  await applyEvent(trx, inst, { type: "spawn_succeeded", power_state: r.power_state }, { launched_at: trx.fn.now() });
-  await trx("ports").where({ device_id: inst.id }).update({ status: "ACTIVE", updated_at: trx.fn.now() });
-  await recordEvent(trx, { instanceId: inst.id, requestId: r.request_id, event: "compute_build_and_run_instance", result: "Success", host: r.host, finishAction: true });
+  await applyReportBatch(deps, [r]);
 }
 
 async function spawnFailed(deps: PlacementDeps, r: ReportOf<"spawn_failed">): Promise<void> {
@@ -182,38 +168,27 @@ async function spawnFailed(deps: PlacementDeps, r: ReportOf<"spawn_failed">): Pr
   });
 }
 
+/** A deleted report alone: the batch path with one report. */
 async function deleted(deps: PlacementDeps, r: ReportOf<"deleted">): Promise<void> {
-  await transactionWithRetry(deps.db, (trx) => applyDeleted(trx, r));
+  await applyReportBatch(deps, [r]);
 }
-
-async function applyDeleted(trx: Knex.Transaction, r: ReportOf<"deleted">): Promise<void> {
-  const inst = await lockForReport(trx, r.instance_id);
-  if (!inst || inst.vm_state === "deleted" || inst.host !== r.host) return;
-  await finishDelete(trx, inst);
-  await recordEvent(trx, { instanceId: inst.id, requestId: r.request_id, event: "compute_terminate_instance", result: "Success", host: r.host, finishAction: true });
-}
-
-/** The reports that come by the thousand in a burst of boots or deletes; they can share a commit. */
-export type BatchableReport = ReportOf<"spawned"> | ReportOf<"deleted">;
 
 export function isBatchable(r: Report): r is BatchableReport {
   return r.kind === "spawned" || r.kind === "deleted";
 }
 
 /**
- * Applies several reports in one transaction (one commit). In host order, then instance
- * order: a delete locks its host's provider (to bump the generation), so two batches take
- * provider locks in the same order and cannot deadlock. Each report's effect is the one
- * it has alone.
+ * Applies several reports in one transaction (one commit) with a constant number of
+ * statements: lock every named instance in id order, decide each report in arrival order
+ * as it would be decided alone (report-batch.ts), then write the outcome set-based
+ * (report-batch-writes.ts). A delete's providers are locked once for the batch, in id
+ * order, after the instances, so two batches cannot deadlock on them.
  */
 export async function applyReportBatch(deps: PlacementDeps, reports: BatchableReport[]): Promise<void> {
-  const key = (r: BatchableReport) => `${r.host}\u0000${r.instance_id}`;
-  const ordered = [...reports].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+  if (reports.length === 0) return;
   await transactionWithRetry(deps.db, async (trx) => {
-    for (const r of ordered) {
-      if (r.kind === "spawned") await applySpawned(trx, r);
-      else await applyDeleted(trx, r);
-    }
+    const rows = await lockReportedInstances(trx, reports.map((r) => r.instance_id));
+    await writeReportPlan(trx, planReports(reports, rows));
   });
 }
 
