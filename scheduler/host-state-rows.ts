@@ -5,7 +5,7 @@
  * read hosts through here.
  */
 import type { Knex } from "knex";
-import type { ResourceClass } from "../common/messages.js";
+import { RESOURCE_CLASSES, type ResourceClass } from "../common/messages.js";
 import type { HostState } from "./host-state.js";
 
 interface ProviderRow {
@@ -123,7 +123,20 @@ export async function readHosts(db: Knex | Knex.Transaction, which: Which, aggre
       used: r.used,
     };
   }
-  return [...hosts.values()];
+  const out = [...hosts.values()];
+  for (const h of out) h.state.resources = inCanonicalOrder(h.state.resources);
+  return out;
+}
+
+/**
+ * The same classes, added in RESOURCE_CLASSES order. Rows arrive in any order, and an
+ * object's hidden class depends on the order its properties were added: hosts built in
+ * different orders would make every filter's and weigher's property read polymorphic.
+ */
+function inCanonicalOrder(r: HostState["resources"]): HostState["resources"] {
+  const out: HostState["resources"] = {};
+  for (const rc of RESOURCE_CLASSES) if (r[rc] !== undefined) out[rc] = r[rc];
+  return out;
 }
 
 /** An aggregate's zone wins over the one the service registered (as Nova's host aggregates do). */
