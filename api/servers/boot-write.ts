@@ -5,8 +5,9 @@
  * atomic, so it needs no BEGIN/COMMIT.
  *
  * The rows are the ones the transactional path writes (api/servers/create.ts), which
- * stays for what this one does not cover: fixed IPs, IPv6 subnets, server groups and
- * enforced quotas.
+ * stays for what this one does not cover: fixed IPs, IPv6 subnets, server groups, and
+ * enforced quotas for a multi-create. An enforced quota for one server is checked in a
+ * short transaction with this statement (api/servers/create.ts).
  *
  * IP claims (api/ports.ts ipv4CandidatesSql): every insert is gated on each subnet having
  * offered as many addresses as it has ports to fill, so a full pool writes nothing and
@@ -165,22 +166,46 @@ function statement(rows: BootRows, ports: Port[], claims: Claim[]): { sql: strin
 const violated = (err: unknown): { constraint?: string; detail?: string } | null =>
   (err as { code?: string }).code === "23505" ? (err as { constraint?: string; detail?: string }) : null;
 
-/** Inside a caller's transaction (Idempotency-Key), a failed attempt is undone by its savepoint. */
-async function attempt(db: Tx, sql: string, bindings: Knex.RawBinding[]): Promise<{ ok: boolean; offered: number[] }> {
-  const run = async (q: Tx) => ((await q.raw(sql, bindings)) as { rows: { ok: boolean; offered: number[] }[] }).rows[0]!;
+type Outcome = { ok: boolean; offered: number[] };
+
+/** Nova's 409 for the first subnet that offered fewer addresses than it has ports to fill. */
+function poolFull(claims: Claim[], outcome: Outcome): Error {
+  const short = claims.find((c, j) => Number(outcome.offered[j]) < c.portIds.length)!;
+  return conflict(`No more IP addresses available on network ${short.networkId} (subnet ${short.subnet.id}, ${short.subnet.cidr}).`);
+}
+
+/**
+ * One attempt. With `before` (statements that must share the write's transaction: the
+ * quota check), the two run in a short transaction; inside a caller's transaction
+ * (Idempotency-Key) the attempt gets a savepoint, so a lost race undoes only itself.
+ * A full pool is thrown from inside, so `before`'s writes are undone with it.
+ */
+async function attempt(db: Tx, claims: Claim[], sql: string, bindings: Knex.RawBinding[], before?: (trx: Knex.Transaction) => Promise<void>): Promise<void> {
+  const run = async (q: Tx) => {
+    const outcome = ((await q.raw(sql, bindings)) as { rows: Outcome[] }).rows[0]!;
+    if (!outcome.ok) throw poolFull(claims, outcome);
+  };
+  if (before) {
+    return db.transaction(async (trx) => {
+      await before(trx);
+      await run(trx);
+    });
+  }
   return (db as Knex.Transaction).isTransaction ? db.transaction((trx) => run(trx)) : run(db);
 }
 
-/** Writes the boot; throws Nova's 409 when a subnet has no address left for a port. */
-export async function writeBoot(db: Tx, rows: BootRows): Promise<void> {
+/**
+ * Writes the boot (after `before`, in one transaction with it, when given); throws Nova's
+ * 409 when a subnet has no address left for a port.
+ */
+export async function writeBoot(db: Tx, rows: BootRows, before?: (trx: Knex.Transaction) => Promise<void>): Promise<void> {
   let raced: string | null = null;
   for (let n = 0; n < ATTEMPTS; n++) {
     const ports = portsOf(rows);
     const claims = claimsOf(rows, ports);
     const { sql, bindings } = statement(rows, ports, claims);
-    let result;
     try {
-      result = await attempt(db, sql, bindings);
+      return await attempt(db, claims, sql, bindings, before);
     } catch (err) {
       const v = violated(err);
       if (v?.constraint === "ip_allocations_pkey") {
@@ -190,9 +215,6 @@ export async function writeBoot(db: Tx, rows: BootRows): Promise<void> {
       if (v?.constraint === "ports_mac_address_unique") continue; // new MACs next time
       throw err;
     }
-    if (result.ok) return;
-    const short = claims.find((c, j) => Number(result.offered[j]) < c.portIds.length)!;
-    throw conflict(`No more IP addresses available on network ${short.networkId} (subnet ${short.subnet.id}, ${short.subnet.cidr}).`);
   }
   const subnet = rows.nics.flatMap((n) => n.subnets).find((s) => s.id === raced);
   throw conflict(`Could not allocate an IP address on subnet ${raced} (${subnet?.cidr ?? "?"}): too many concurrent requests; retry.`);

@@ -4,7 +4,8 @@
  * quota), also a multi-create, costs two statements: one read of everything the request
  * names (boot-lookup.ts) and one write of the instances, their ports and fixed IPs, the
  * instance actions and the outbox rows that become the schedule jobs (boot-write.ts).
- * The other boots write in a transaction (boot-transaction.ts says why).
+ * With an enforced quota, one server adds a short transaction for the quota check; the
+ * other boots write in a transaction of several statements (boot-transaction.ts says why).
  */
 import { randomBytes } from "node:crypto";
 import type { Static } from "typebox";
@@ -20,7 +21,7 @@ import type { SubnetRow } from "../ports.js";
 import { visibleImages, type ImageRow } from "../routes/images.js";
 import type { ServerCreateBody } from "../schemas/server.js";
 // compute extras: keypair, availability zone, server group, quota (api/quotas/boot-admission.ts)
-import { checkBootExtras } from "../quotas/boot-admission.js";
+import { admitBoot, checkBootExtras } from "../quotas/boot-admission.js";
 import { flavorSnapshot, imageRefMissing, imageSnapshot, networkAsk, pickNetworks } from "./boot-input.js";
 import { lookUpBoot } from "./boot-lookup.js";
 import { writeBootInTransaction } from "./boot-transaction.js";
@@ -120,11 +121,16 @@ export async function acceptBoot(db: Db, ctx: RequestContext, requestId: string,
     },
   };
   const oneStatement =
-    !options.enforceQuotas &&
-    extras.group === null &&
-    nics.every((n) => n.fixedIp === undefined) &&
-    rows.nics.every((n) => n.subnets.every((sub) => sub.ip_version === 4));
-  if (oneStatement) await writeBoot(db, rows);
-  else await writeBootInTransaction(db, ctx, { rows, nics, flavor, metadata: s.metadata, extras, enforceQuotas: options.enforceQuotas });
+    extras.group === null && nics.every((n) => n.fixedIp === undefined) && rows.nics.every((n) => n.subnets.every((sub) => sub.ip_version === 4));
+  if (oneStatement && !options.enforceQuotas) {
+    await writeBoot(db, rows);
+  } else if (oneStatement && count === 1) {
+    // The quota check (its lock row held) and the write share a short transaction. A
+    // multi-create keeps the loop below: each server is checked against the usage that
+    // includes the ones before it, and the 403 names that usage.
+    await writeBoot(db, rows, (trx) => admitBoot(trx, ctx, flavor, s.metadata, true));
+  } else {
+    await writeBootInTransaction(db, ctx, { rows, nics, flavor, metadata: s.metadata, extras, enforceQuotas: options.enforceQuotas });
+  }
   return { id: ids[0]!, ids, reservationId, adminPass: s.adminPass ?? randomBytes(9).toString("base64url") };
 }

@@ -152,3 +152,41 @@ async function smallNetwork(name: string, cidr: string): Promise<{ id: string; s
 
 const bootOn = (net: string, count: number, name: string) =>
   request(t.app.server).post("/v2.1/servers").set(auth).send({ server: { ...common(), name, networks: [{ uuid: net }], min_count: count, max_count: count } });
+
+describe("statements per boot with quotas enforced", () => {
+  let q: TestApp;
+  const seen: string[] = [];
+  beforeAll(async () => {
+    q = await createTestApp({ enforceQuotas: true });
+    const srv = () => request(q.app.server);
+    await srv().post("/v2.1/flavors").set(auth).send({ flavor: { name: "m1.small", id: "1", ram: 512, vcpus: 1, disk: 1 } });
+    const img = await srv().post("/v2/images").set(auth).send({ name: "cirros", disk_format: "qcow2", container_format: "bare", visibility: "public" });
+    await srv().put(`/v2/images/${img.body.id}/file`).set(auth).set("content-type", "application/octet-stream").send(Buffer.alloc(64, 1));
+    const net = await srv().post("/v2.0/networks").set(auth).send({ network: { name: "private" } });
+    await srv().post("/v2.0/subnets").set(auth).send({ subnet: { network_id: net.body.network.id, cidr: "10.9.0.0/29", ip_version: 4 } }); // pool .2-.6
+    imageId = img.body.id;
+    netId = net.body.network.id;
+    q.db.on("query", (e: { sql: string }) => seen.push(e.sql));
+  });
+  afterAll(async () => q.close());
+
+  it("one server: the look-up, then the quota check and the write in a short transaction", async () => {
+    seen.length = 0;
+    const res = await request(q.app.server).post("/v2.1/servers").set(auth).send({ server: common() });
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    console.log(`single boot, quotas enforced: ${seen.length} statements`);
+    expect(seen.length).toBeLessThanOrEqual(9);
+    expect(seen.filter((s) => s.startsWith("WITH cand0"))).toHaveLength(1);
+  });
+
+  it("a full pool after the quota check writes nothing, not even the quota lock row", async () => {
+    await q.db("quota_locks").delete();
+    await request(q.app.server).post("/v2.1/servers").set(auth).send({ server: { ...common(), min_count: 4, max_count: 4 } }).expect(202);
+    await q.db("quota_locks").delete();
+    const before = await q.db("instances").count("* as n").first();
+    const res = await request(q.app.server).post("/v2.1/servers").set(auth).send({ server: common() });
+    expect(res.status).toBe(409);
+    expect(await q.db("instances").count("* as n").first()).toEqual(before);
+    expect(await q.db("quota_locks").count("* as n").first()).toEqual({ n: 0 });
+  });
+});
