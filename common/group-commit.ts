@@ -5,6 +5,11 @@
  * `maxInFlight` batches run (batches that lock the same rows would only queue behind
  * each other). If the batch fails, each of its items is applied alone, so one bad item
  * fails only its own submitter.
+ *
+ * With `flushWhenIdle`, there is no timer: an item submitted while fewer than
+ * `maxInFlight` batches run is written at once (a batch of what waits, usually itself),
+ * and what arrives while batches run waits for the next one to end, then goes as one
+ * batch. Under no load nothing waits; under load the batches grow by themselves.
  */
 export interface GroupCommitOptions<T> {
   applyBatch: (items: T[]) => Promise<void>;
@@ -13,6 +18,8 @@ export interface GroupCommitOptions<T> {
   maxDelayMs: number;
   /** Batches running at once (default: no limit). */
   maxInFlight?: number;
+  /** No timer: run at once when fewer than maxInFlight batches run (maxDelayMs is then unused). */
+  flushWhenIdle?: boolean;
   onBatchFailed?: (err: unknown, size: number) => void;
 }
 
@@ -33,7 +40,9 @@ export class GroupCommit<T> {
     return new Promise<void>((resolve, reject) => {
       this.waiting.push({ item, resolve, reject });
       if (this.waiting.length >= this.opts.maxBatch) this.flush();
-      else this.timer ??= setTimeout(() => this.flush(), this.opts.maxDelayMs);
+      else if (this.opts.flushWhenIdle) {
+        if (this.inFlight < (this.opts.maxInFlight ?? Infinity)) this.flush();
+      } else this.timer ??= setTimeout(() => this.flush(), this.opts.maxDelayMs);
     });
   }
 
