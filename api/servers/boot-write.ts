@@ -1,8 +1,9 @@
 /**
  * The common boot's writes as one statement: the instance rows, their ports, the ports'
  * IPv4 addresses, the `create` instance actions and the outbox rows with their NOTIFY,
- * all set-based (a multi-create of N is still one statement). A single statement is
- * atomic, so it needs no BEGIN/COMMIT.
+ * all set-based (a multi-create of N is still one statement, and so are the boots of
+ * several concurrent requests that the group commit, boot-batch.ts, writes together). A
+ * single statement is atomic, so it needs no BEGIN/COMMIT.
  *
  * The rows are the ones the transactional path writes (api/servers/create.ts), which
  * stays for what this one does not cover: fixed IPs, IPv6 subnets, server groups, and
@@ -63,12 +64,17 @@ const ATTEMPTS = 10;
 interface Port {
   id: string;
   networkId: string;
+  projectId: string;
   mac: string;
   deviceId: string;
   deviceIndex: number;
 }
 
-/** One subnet's claims: its ports in (instance, NIC) order, which is the order addresses are handed out. */
+/**
+ * One subnet's claims: its ports in (boot, instance, NIC) order, which is the order
+ * addresses are handed out. Boots of one statement that share a subnet share its claim,
+ * so they get distinct addresses from one candidate list.
+ */
 interface Claim {
   subnet: SubnetRow;
   networkId: string;
@@ -77,22 +83,45 @@ interface Claim {
 
 function portsOf(rows: BootRows): Port[] {
   return rows.ids.flatMap((deviceId) =>
-    rows.nics.map((nic, deviceIndex) => ({ id: newId(), networkId: nic.networkId, mac: newMacAddress(), deviceId, deviceIndex })),
+    rows.nics.map((nic, deviceIndex) => ({ id: newId(), networkId: nic.networkId, projectId: rows.projectId, mac: newMacAddress(), deviceId, deviceIndex })),
   );
 }
 
-function claimsOf(rows: BootRows, ports: Port[]): Claim[] {
+function claimsOf(boots: BootRows[], portsPerBoot: Port[][]): Claim[] {
   const claims = new Map<string, Claim>();
-  for (const nic of rows.nics) {
-    for (const subnet of nic.subnets) if (!claims.has(subnet.id)) claims.set(subnet.id, { subnet, networkId: nic.networkId, portIds: [] });
-  }
-  for (const port of ports) {
-    for (const subnet of rows.nics[port.deviceIndex]!.subnets) claims.get(subnet.id)!.portIds.push(port.id);
-  }
+  boots.forEach((rows, b) => {
+    for (const nic of rows.nics) {
+      for (const subnet of nic.subnets) if (!claims.has(subnet.id)) claims.set(subnet.id, { subnet, networkId: nic.networkId, portIds: [] });
+    }
+    for (const port of portsPerBoot[b]!) {
+      for (const subnet of rows.nics[port.deviceIndex]!.subnets) claims.get(subnet.id)!.portIds.push(port.id);
+    }
+  });
   return [...claims.values()];
 }
 
-function statement(rows: BootRows, ports: Port[], claims: Claim[]): { sql: string; bindings: Knex.RawBinding[] } {
+/** The columns every instance of one boot request shares, one array element per boot. */
+const SHARED = [
+  ["description", "text"], ["project_id", "text"], ["user_id", "text"], ["vm_state", "text"], ["task_state", "text"], ["power_state", "int"],
+  ["availability_zone", "text"], ["flavor", "jsonb"], ["image_id", "uuid"], ["image", "jsonb"], ["requested_networks", "jsonb"],
+  ["metadata", "jsonb"], ["config_drive", "boolean"], ["user_data", "text"], ["reservation_id", "text"], ["access_ip_v4", "text"],
+  ["access_ip_v6", "text"], ["key_name", "text"], ["scheduler_hints", "jsonb"],
+] as const;
+
+type SharedColumn = (typeof SHARED)[number][0];
+
+function shared(rows: BootRows, column: SharedColumn): Knex.RawBinding {
+  if (column === "project_id") return rows.projectId;
+  if (column === "user_id") return rows.userId;
+  return rows.instance[column];
+}
+
+/**
+ * The statement for one or more boot requests (a group commit of concurrent requests,
+ * api/servers/boot-batch.ts): every row of every boot, set-based. All or nothing: one
+ * subnet short of addresses writes nothing for any of them.
+ */
+function statement(boots: BootRows[], portsPerBoot: Port[][], claims: Claim[]): { sql: string; bindings: Knex.RawBinding[] } {
   const b: Knex.RawBinding[] = [];
   const ctes: string[] = [];
   claims.forEach((c, j) => {
@@ -103,30 +132,27 @@ function statement(rows: BootRows, ports: Port[], claims: Claim[]): { sql: strin
   const enough = claims.map((c, j) => `(SELECT count(*) FROM cand${j}) = ${c.portIds.length}`);
   ctes.push(`ok AS (SELECT ${enough.length ? enough.join(" AND ") : "true"} AS ok)`);
 
-  const i = rows.instance;
+  // Per instance: id, name, launch index, its boot (1-based); per boot: the shared columns.
+  const ids = boots.flatMap((r) => r.ids);
+  const names = boots.flatMap((r) => r.names);
+  const launchIndexes = boots.flatMap((r) => r.ids.map((_, i) => i));
+  const bootOf = boots.flatMap((r, k) => r.ids.map(() => k + 1));
   ctes.push(`inst AS (
-    INSERT INTO instances (id, name, launch_index, description, project_id, user_id, vm_state, task_state, power_state,
-                           availability_zone, flavor, image_id, image, requested_networks, metadata, config_drive, user_data,
-                           reservation_id, access_ip_v4, access_ip_v6, key_name, scheduler_hints)
-    SELECT u.id, u.name, u.ord - 1, ?::text, ?::text, ?::text, ?::text, ?::text, ?::int,
-           ?::text, ?::jsonb, ?::uuid, ?::jsonb, ?::jsonb, ?::jsonb, ?::boolean, ?::text,
-           ?::text, ?::text, ?::text, ?::text, ?::jsonb
-      FROM unnest(?::uuid[], ?::text[]) WITH ORDINALITY AS u(id, name, ord), ok
+    INSERT INTO instances (id, name, launch_index, ${SHARED.map(([c]) => c).join(", ")})
+    SELECT u.id, u.name, u.idx, ${SHARED.map(([c]) => `s.${c}`).join(", ")}
+      FROM unnest(?::uuid[], ?::text[], ?::int[], ?::int[]) WITH ORDINALITY AS u(id, name, idx, boot, ord)
+      JOIN unnest(${SHARED.map(([, t]) => `?::${t}[]`).join(", ")}) WITH ORDINALITY AS s(${SHARED.map(([c]) => c).join(", ")}, boot) USING (boot), ok
      WHERE ok.ok ORDER BY u.ord)`);
-  b.push(
-    i.description, rows.projectId, rows.userId, i.vm_state, i.task_state, i.power_state,
-    i.availability_zone, i.flavor, i.image_id, i.image, i.requested_networks, i.metadata, i.config_drive, i.user_data,
-    i.reservation_id, i.access_ip_v4, i.access_ip_v6, i.key_name, i.scheduler_hints,
-    rows.ids, rows.names,
-  );
+  b.push(ids, names, launchIndexes, bootOf, ...SHARED.map(([c]) => boots.map((r) => shared(r, c)) as unknown as Knex.RawBinding));
 
+  const ports = portsPerBoot.flat();
   if (ports.length > 0) {
     ctes.push(`port AS (
       INSERT INTO ports (id, network_id, project_id, mac_address, device_id, device_owner, device_index, status)
-      SELECT p.id, p.net, ?::text, p.mac, p.dev, 'compute:nova', p.idx, 'DOWN'
-        FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::uuid[], ?::int[]) WITH ORDINALITY AS p(id, net, mac, dev, idx, ord), ok
+      SELECT p.id, p.net, p.proj, p.mac, p.dev, 'compute:nova', p.idx, 'DOWN'
+        FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::uuid[], ?::int[]) WITH ORDINALITY AS p(id, net, proj, mac, dev, idx, ord), ok
        WHERE ok.ok ORDER BY p.ord)`);
-    b.push(rows.projectId, ports.map((p) => p.id), ports.map((p) => p.networkId), ports.map((p) => p.mac), ports.map((p) => p.deviceId), ports.map((p) => p.deviceIndex));
+    b.push(ports.map((p) => p.id), ports.map((p) => p.networkId), ports.map((p) => p.projectId), ports.map((p) => p.mac), ports.map((p) => p.deviceId), ports.map((p) => p.deviceIndex));
   }
   if (claims.length > 0) {
     const selects = claims.map((c, j) => {
@@ -137,22 +163,23 @@ function statement(rows: BootRows, ports: Port[], claims: Claim[]): { sql: strin
     ctes.push(`ip AS (INSERT INTO ip_allocations (subnet_id, ip_address, port_id) ${selects.join(" UNION ALL ")})`);
   }
 
+  const requestIds = boots.flatMap((r) => r.ids.map(() => r.requestId));
   // As startAction (common/db/instance-records.ts) writes it.
   ctes.push(`act AS (
     INSERT INTO instance_actions (instance_id, action, request_id, project_id, user_id)
-    SELECT u.id, 'create', ?::text, ?::text, ?::text FROM unnest(?::uuid[]) WITH ORDINALITY AS u(id, ord), ok
+    SELECT u.id, 'create', u.req, u.proj, u.usr FROM unnest(?::uuid[], ?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS u(id, req, proj, usr, ord), ok
      WHERE ok.ok ORDER BY u.ord
     ON CONFLICT (instance_id, request_id) DO NOTHING)`);
-  b.push(rows.requestId, rows.projectId, rows.userId, rows.ids);
+  b.push(ids, requestIds, boots.flatMap((r) => r.ids.map(() => r.projectId)), boots.flatMap((r) => r.ids.map(() => r.userId)));
 
   // As enqueue / enqueueMany (common/outbox.ts) write it: one schedule job per instance, one NOTIFY.
   ctes.push(`job AS (
     INSERT INTO outbox (queue, job_name, job_id, payload)
-    SELECT ?::text, 'schedule', 'schedule-' || u.id, jsonb_build_object('instance_id', u.id, 'request_id', ?::text)
-      FROM unnest(?::text[]) WITH ORDINALITY AS u(id, ord), ok
+    SELECT ?::text, 'schedule', 'schedule-' || u.id, jsonb_build_object('instance_id', u.id, 'request_id', u.req)
+      FROM unnest(?::text[], ?::text[]) WITH ORDINALITY AS u(id, req, ord), ok
      WHERE ok.ok ORDER BY u.ord
     RETURNING id)`);
-  b.push(SCHEDULE_QUEUE, rows.requestId, rows.ids);
+  b.push(SCHEDULE_QUEUE, ids, requestIds);
 
   const counts = claims.map((_, j) => `(SELECT count(*) FROM cand${j})`);
   const sql = `WITH ${ctes.join(",\n")}
@@ -199,11 +226,20 @@ async function attempt(db: Tx, claims: Claim[], sql: string, bindings: Knex.RawB
  * 409 when a subnet has no address left for a port.
  */
 export async function writeBoot(db: Tx, rows: BootRows, before?: (trx: Knex.Transaction) => Promise<void>): Promise<void> {
+  return writeBoots(db, [rows], before);
+}
+
+/**
+ * Writes several boot requests in one statement, all or nothing: the 409 of a subnet that
+ * ran short (for one boot alone, exactly writeBoot's error) or of too many lost races.
+ * The group commit (boot-batch.ts) then writes each boot alone, so each gets its own answer.
+ */
+export async function writeBoots(db: Tx, boots: BootRows[], before?: (trx: Knex.Transaction) => Promise<void>): Promise<void> {
   let raced: string | null = null;
   for (let n = 0; n < ATTEMPTS; n++) {
-    const ports = portsOf(rows);
-    const claims = claimsOf(rows, ports);
-    const { sql, bindings } = statement(rows, ports, claims);
+    const portsPerBoot = boots.map(portsOf);
+    const claims = claimsOf(boots, portsPerBoot);
+    const { sql, bindings } = statement(boots, portsPerBoot, claims);
     try {
       return await attempt(db, claims, sql, bindings, before);
     } catch (err) {
@@ -216,6 +252,6 @@ export async function writeBoot(db: Tx, rows: BootRows, before?: (trx: Knex.Tran
       throw err;
     }
   }
-  const subnet = rows.nics.flatMap((n) => n.subnets).find((s) => s.id === raced);
+  const subnet = boots.flatMap((r) => r.nics.flatMap((n) => n.subnets)).find((s) => s.id === raced);
   throw conflict(`Could not allocate an IP address on subnet ${raced} (${subnet?.cidr ?? "?"}): too many concurrent requests; retry.`);
 }

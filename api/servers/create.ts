@@ -25,6 +25,7 @@ import { admitBoot, checkBootExtras } from "../quotas/boot-admission.js";
 import { flavorSnapshot, imageRefMissing, imageSnapshot, networkAsk, pickNetworks } from "./boot-input.js";
 import { lookUpBoot } from "./boot-lookup.js";
 import { writeBootInTransaction } from "./boot-transaction.js";
+import { submitBoot } from "./boot-batch.js";
 import { writeBoot, type BootRows } from "./boot-write.js";
 import { parseHostHints } from "./scheduler-hints.js";
 
@@ -123,7 +124,8 @@ export async function acceptBoot(db: Db, ctx: RequestContext, requestId: string,
   const oneStatement =
     extras.group === null && nics.every((n) => n.fixedIp === undefined) && rows.nics.every((n) => n.subnets.every((sub) => sub.ip_version === 4));
   if (oneStatement && !options.enforceQuotas) {
-    await writeBoot(db, rows);
+    // Grouped with boots accepted at the same time into one statement (boot-batch.ts).
+    await submitBoot(db, rows);
   } else if (oneStatement && count === 1) {
     // The quota check (its lock row held) and the write share a short transaction. A
     // multi-create keeps the loop below: each server is checked against the usage that

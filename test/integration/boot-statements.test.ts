@@ -1,8 +1,9 @@
 /**
  * Statements per accepted boot (api/servers/create.ts): the common path (one image, one
  * flavor, one network with an IPv4 subnet, no quota, keypair or group) is one look-up
- * and one write, also for a multi-create. A regression guard: each round trip costs the
- * API and Postgres CPU (docs/benchmarks.md, B2/B7).
+ * and one write, also for a multi-create; concurrent boots share the write (group commit).
+ * A regression guard: each round trip costs the API and Postgres CPU (docs/benchmarks.md,
+ * B2/B7).
  */
 import request from "supertest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -57,6 +58,18 @@ describe("statements per boot", () => {
     expect(new Set(ips.map((i) => i.ip_address)).size).toBe(5);
     expect(await t.db("outbox").whereIn("job_id", rows.map((r) => `schedule-${r.id}`)).count("* as n").first()).toEqual({ n: 5 });
     expect(await t.db("instance_actions").whereIn("instance_id", rows.map((r) => r.id)).where({ action: "create" }).count("* as n").first()).toEqual({ n: 5 });
+  });
+
+  it("16 concurrent boots share write statements (group commit, api/servers/boot-batch.ts)", async () => {
+    sql = [];
+    const res = await Promise.all(Array.from({ length: 16 }, (_, i) => request(t.app.server).post("/v2.1/servers").set(auth).send({ server: { ...common(), name: `c16-${i}` } })));
+    expect(res.map((r) => r.status)).toEqual(res.map(() => 202));
+    const writes = sql.filter((q) => q.startsWith("WITH cand0"));
+    const lookups = sql.length - writes.length;
+    console.log(`16 concurrent boots: ${writes.length} write statements, ${lookups} others`);
+    expect(lookups).toBe(16);
+    expect(writes.length).toBeLessThanOrEqual(6);
+    sql = [];
   });
 
   it("writes the same rows as the transactional path (a fixed IP takes that one)", async () => {
