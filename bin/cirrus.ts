@@ -17,6 +17,7 @@ import { DEMO_IMAGE, DEMO_NETWORK, seed } from "./seed.js";
 import { setUpAuth } from "./dev-auth-setup.js";
 import { Supervisor } from "./supervisor.js";
 import { startEmbedded } from "./embedded.js";
+import { API_NODE_OPTIONS, buildCompiled, compiledPath } from "./compiled.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const say = (line: string) => console.log(`cirrus: ${line}`);
@@ -39,8 +40,11 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: n
   throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
 }
 
-// Embedded Postgres and redis-server unless DATABASE_URL / REDIS_URL say otherwise (bin/embedded.ts).
 const startedAt = Date.now();
+// The processes run compiled JavaScript (bin/compiled.ts), transpiled while the rest starts up.
+const compiled = buildCompiled(say);
+compiled.catch(() => {});
+// Embedded Postgres and redis-server unless DATABASE_URL / REDIS_URL say otherwise (bin/embedded.ts).
 const embedded = await startEmbedded(loadConfig().stateDir, say);
 const config = loadConfig();
 await mkdir(path.join(config.stateDir, "logs"), { recursive: true });
@@ -77,12 +81,22 @@ const env = {
   REDIS_URL: config.redisUrl,
   CIRRUS_HOST: config.agentHost,
 };
+let distDir: string;
+try {
+  distDir = await compiled;
+} catch (err) {
+  say(`✗ ${(err as Error).message}`);
+  await auth.close();
+  await db.destroy();
+  await embedded.stop();
+  process.exit(1);
+}
 const supervisor = new Supervisor(say);
 const logs = (name: string) => path.join(config.stateDir, "logs", `${name}.log`);
-supervisor.start({ name: "api", script: path.join(repoRoot, "api/server.ts"), env, logFile: logs("api") });
-supervisor.start({ name: "scheduler", script: path.join(repoRoot, "scheduler/main.ts"), env, logFile: logs("scheduler") });
+supervisor.start({ name: "api", script: compiledPath(distDir, "api/server.ts"), nodeArgs: API_NODE_OPTIONS, env, logFile: logs("api") });
+supervisor.start({ name: "scheduler", script: compiledPath(distDir, "scheduler/main.ts"), env, logFile: logs("scheduler") });
 // libvirt calls hold libuv threads for up to seconds (start, destroy): give the agent more.
-supervisor.start({ name: "compute-agent", script: path.join(repoRoot, "compute-agent/main.ts"), env: { ...env, UV_THREADPOOL_SIZE: "16" }, logFile: logs("compute-agent") });
+supervisor.start({ name: "compute-agent", script: compiledPath(distDir, "compute-agent/main.ts"), env: { ...env, UV_THREADPOOL_SIZE: "16" }, logFile: logs("compute-agent") });
 
 let shuttingDown = false;
 const shutdown = async () => {

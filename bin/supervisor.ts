@@ -7,7 +7,10 @@ import { createWriteStream, type WriteStream } from "node:fs";
 
 export interface ChildSpec {
   name: string;
+  /** A .js file runs under plain node, a .ts file through tsx. */
   script: string;
+  /** Node options before the script (e.g. V8 heap sizes). */
+  nodeArgs?: string[];
   env: NodeJS.ProcessEnv;
   logFile: string;
 }
@@ -27,7 +30,8 @@ export class Supervisor {
 
   start(spec: ChildSpec): void {
     const log = createWriteStream(spec.logFile, { flags: "a" });
-    const child = spawn(process.execPath, ["--import", "tsx", spec.script], { env: spec.env, stdio: ["ignore", "pipe", "pipe"] });
+    const loader = spec.script.endsWith(".ts") ? ["--import", "tsx"] : [];
+    const child = spawn(process.execPath, [...(spec.nodeArgs ?? []), ...loader, spec.script], { env: spec.env, stdio: ["ignore", "pipe", "pipe"] });
     child.stdout?.pipe(log, { end: false });
     child.stderr?.pipe(log, { end: false });
     const previous = this.running.get(spec.name);
