@@ -31,7 +31,6 @@ import { hypervisorRoutes } from "./routes/hypervisors.js";
 import { serviceRoutes } from "./routes/services.js";
 import { extensionRoutes } from "./routes/extensions.js";
 import { rewriteServicePaths, serviceRootRoutes } from "./routes/service-roots.js";
-import swaggerUi from "@fastify/swagger-ui";
 import { enrichOpenApi } from "./openapi-enrich.js";
 import { apiMetrics, installHttpMetrics, opsRoutes, type OpsDeps } from "./routes/ops.js";
 import type { RequestContext } from "./context.js";
@@ -178,12 +177,53 @@ export async function buildApp(deps: AppDeps) {
   app.get("/openapi.json", { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
   await app.register(opsRoutes(metrics, deps.db, opsOf(deps)));
   // The interactive reference; its assets come from the npm package (no CDN).
-  app.addHook("onRoute", (route) => {
-    if (route.url.startsWith("/docs")) route.config = { ...(route.config as object), public: true };
-  });
-  await app.register(swaggerUi, { routePrefix: "/docs", uiConfig: { deepLinking: true, tryItOutEnabled: false } });
+  const docs = lazyDocs(app);
+  for (const url of ["/docs", "/docs/*"]) {
+    app.route({
+      method: ["GET", "HEAD"],
+      url,
+      config: { public: true },
+      schema: { hide: true },
+      handler: async (req, reply) => {
+        const res = await (await docs()).inject({ method: req.method as "GET" | "HEAD", url: req.url, headers: req.headers });
+        for (const [name, value] of Object.entries(res.headers)) {
+          if (value !== undefined && !HOP_BY_HOP.has(name)) reply.header(name, value);
+        }
+        return reply.status(res.statusCode).send(res.rawPayload);
+      },
+    });
+  }
 
   return app;
+}
+
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "content-length", "date"]);
+
+/**
+ * @fastify/swagger-ui (with @fastify/static, yaml and its routes) costs the API about
+ * 10 MB resident (docs/memory.md) for a page few ever open: it is loaded on the first
+ * request under /docs, into an app of its own that serves the same OpenAPI document.
+ */
+function lazyDocs(app: FastifyInstance): () => Promise<FastifyInstance> {
+  let built: Promise<FastifyInstance> | null = null;
+  const build = async () => {
+    const { default: swaggerUi } = await import("@fastify/swagger-ui");
+    const docs = Fastify({ logger: false });
+    await docs.register(swagger, { mode: "static", specification: { document: app.swagger() as never } });
+    await docs.register(swaggerUi, { routePrefix: "/docs", uiConfig: { deepLinking: true, tryItOutEnabled: false } });
+    await docs.ready();
+    return docs;
+  };
+  app.addHook("onClose", async () => {
+    if (built) await (await built.catch(() => null))?.close();
+  });
+  return () => {
+    built ??= build().catch((err: unknown) => {
+      built = null;
+      throw err;
+    });
+    return built;
+  };
 }
 
 function opsOf(deps: AppDeps): OpsDeps {
