@@ -1,6 +1,7 @@
 /**
- * One real API process (api/server.ts) on a dedicated, freshly recreated database, for
- * the benches that need only the API and Postgres (B1, B3). The API's own outbox relay
+ * One real API process (api/server.ts, compiled as `npm start` runs it unless asked for
+ * tsx) on a dedicated, freshly recreated database, for the benches that need only the
+ * API and Postgres (B1, B3, bench/mem-api.ts). The API's own outbox relay
  * publishes to Redis under a fresh queue prefix; no scheduler consumes it.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -12,6 +13,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { createDb, dropDatabase, type Db } from "../../common/db/knex.js";
+import { API_NODE_OPTIONS, buildCompiled, compiledPath } from "../../bin/compiled.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -38,6 +40,14 @@ export interface ApiProcessOptions {
   env?: Record<string, string>;
   /** Writes a V8 CPU profile of the API process into this folder when it stops. */
   cpuProfileDir?: string;
+  /**
+   * "compiled" (default): as `npm start` runs it, the transpiled api/server.js from
+   * .cirrus/dist (bin/compiled.ts) with the API's node options; "tsx": api/server.ts
+   * through tsx, with no extra node options.
+   */
+  runtime?: "compiled" | "tsx";
+  /** Node options before the entry point; default: the API's (bin/compiled.ts) when compiled, none under tsx. */
+  nodeArgs?: string[];
 }
 
 export async function freePort(): Promise<number> {
@@ -78,8 +88,10 @@ export async function startApiProcess(opts: ApiProcessOptions): Promise<ApiProce
   const logFile = path.join(workDir, "api.log");
   // The child writes its log straight to the file: no piping through this (measuring) process.
   const logFd = openSync(logFile, "a");
-  const nodeArgs = ["--import", "tsx", ...(opts.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfileDir}`] : [])];
-  const proc = spawn(process.execPath, [...nodeArgs, path.join(repoRoot, "api/server.ts")], {
+  const compiled = (opts.runtime ?? "compiled") === "compiled";
+  const nodeArgs = [...(opts.nodeArgs ?? (compiled ? API_NODE_OPTIONS : [])), ...(opts.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfileDir}`] : [])];
+  const entry = compiled ? [compiledPath(await buildCompiled(), "api/server.ts")] : ["--import", "tsx", path.join(repoRoot, "api/server.ts")];
+  const proc = spawn(process.execPath, [...nodeArgs, ...entry], {
     env: {
       ...process.env,
       DATABASE_URL: databaseUrl,
