@@ -14,7 +14,8 @@
  * statement committed.
  *
  * Not grouped: a write inside a caller's transaction (Idempotency-Key: the key row commits
- * with the boot), the quota-enforced and transactional paths (api/servers/create.ts).
+ * with the boot), a boot whose project has a quota limit to check, and the transactional
+ * path (api/servers/create.ts).
  *
  * CIRRUS_BOOT_GROUP_COMMIT=0 writes every boot alone (for A/B measurements);
  * CIRRUS_BOOT_GROUP_COMMIT_IN_FLIGHT sets how many batch statements run at once

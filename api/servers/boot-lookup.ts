@@ -1,7 +1,7 @@
 /**
  * Everything a boot request names, read in one statement: the flavor, the image (as the
  * caller may see it), the networks (the requested ones, or the ones "auto" could pick)
- * and every subnet of those networks. Judging what was found (not found, not active,
+ * and every subnet of those networks, and the project's quota overrides. Judging what was found (not found, not active,
  * too small, ...) is left to the caller, in the order the errors must come in.
  */
 import type { Db } from "../../common/db/knex.js";
@@ -24,6 +24,8 @@ export interface BootLookup {
   networks: NetworkRow[];
   /** Every subnet of those networks, by (created_at, id) as api/ports.ts orders them. */
   subnets: SubnetRow[];
+  /** The caller's project's quota overrides (quotas rows: resource → hard limit); defaults apply to the rest. */
+  limits: Record<string, number>;
 }
 
 // The same visibility rules as visibleNetworks / visibleImages (api/routes/), with the
@@ -42,7 +44,8 @@ const lookupSql = (networks: string) => `
              AND (?::boolean OR i.visibility IN ('public', 'community') OR i.owner = ?)) AS image,
          (SELECT coalesce(json_agg(n), '[]') FROM nets n) AS networks,
          (SELECT coalesce(json_agg(s ORDER BY s.created_at, s.id), '[]') FROM subnets s
-           WHERE s.network_id IN (SELECT id FROM nets)) AS subnets`;
+           WHERE s.network_id IN (SELECT id FROM nets)) AS subnets,
+         (SELECT coalesce(json_object_agg(q.resource, q.hard_limit), '{}') FROM quotas q WHERE q.project_id = ?) AS limits`;
 
 export async function lookUpBoot(db: Db, ctx: RequestContext, flavorRef: string | number, imageRef: string | undefined, networks: NetworkAsk): Promise<BootLookup> {
   const netBindings =
@@ -54,7 +57,8 @@ export async function lookUpBoot(db: Db, ctx: RequestContext, flavorRef: string 
     isUuid(imageId) ? imageId : null,
     ctx.isAdmin || isService(ctx),
     ctx.projectId,
+    ctx.projectId,
   ]);
   const row = rows[0] as BootLookup;
-  return { flavor: row.flavor, image: row.image, networks: row.networks, subnets: row.subnets };
+  return { flavor: row.flavor, image: row.image, networks: row.networks, subnets: row.subnets, limits: row.limits };
 }

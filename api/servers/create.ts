@@ -1,15 +1,17 @@
 /**
  * Accepting a boot request. Bad input is refused before anything is written. The common
  * boot (image, flavor, networks with IPv4 subnets; no fixed IP, server group or enforced
- * quota), also a multi-create, costs two statements: one read of everything the request
- * names (boot-lookup.ts) and one write of the instances, their ports and fixed IPs, the
- * instance actions and the outbox rows that become the schedule jobs (boot-write.ts).
+ * quota, or quotas enforced for a project unlimited in instances, cores and RAM), also a
+ * multi-create, costs two statements: one read of everything the request names
+ * (boot-lookup.ts) and one write of the instances, their ports and fixed IPs, the
+ * instance actions and the outbox rows that become the schedule jobs (boot-write.ts);
+ * boots accepted at the same time share that write (group commit, boot-batch.ts).
  * With an enforced quota, one server adds a short transaction for the quota check; the
  * other boots write in a transaction of several statements (boot-transaction.ts says why).
  */
 import { randomBytes } from "node:crypto";
 import type { Static } from "typebox";
-import { badRequest } from "../../common/errors.js";
+import { badRequest, forbidden } from "../../common/errors.js";
 import { isUuid, newId } from "../../common/ids.js";
 import type { Db } from "../../common/db/knex.js";
 import type { FlavorSnapshot, ImageSnapshot } from "../../common/messages.js";
@@ -22,6 +24,7 @@ import { visibleImages, type ImageRow } from "../routes/images.js";
 import type { ServerCreateBody } from "../schemas/server.js";
 // compute extras: keypair, availability zone, server group, quota (api/quotas/boot-admission.ts)
 import { admitBoot, checkBootExtras } from "../quotas/boot-admission.js";
+import { QUOTA_DEFAULTS } from "../quotas/quota.js";
 import { flavorSnapshot, imageRefMissing, imageSnapshot, networkAsk, pickNetworks } from "./boot-input.js";
 import { lookUpBoot } from "./boot-lookup.js";
 import { writeBootInTransaction } from "./boot-transaction.js";
@@ -123,7 +126,16 @@ export async function acceptBoot(db: Db, ctx: RequestContext, requestId: string,
   };
   const oneStatement =
     extras.group === null && nics.every((n) => n.fixedIp === undefined) && rows.nics.every((n) => n.subnets.every((sub) => sub.ip_version === 4));
-  if (oneStatement && !options.enforceQuotas) {
+  // A project unlimited in instances, cores and RAM takes no quota lock and counts nothing
+  // (enforceBootQuota), so with quotas enforced its boots need only the metadata check.
+  const limits = { ...QUOTA_DEFAULTS, ...found.limits };
+  const unlimited = limits.instances < 0 && limits.cores < 0 && limits.ram < 0;
+  if (oneStatement && (!options.enforceQuotas || unlimited)) {
+    // As admitBoot (api/quotas/boot-admission.ts) refuses it.
+    const items = Object.keys(s.metadata ?? {}).length;
+    if (options.enforceQuotas && limits.metadata_items >= 0 && items > limits.metadata_items) {
+      throw forbidden(`Maximum number of metadata items exceeds ${limits.metadata_items}`);
+    }
     // Grouped with boots accepted at the same time into one statement (boot-batch.ts).
     await submitBoot(db, rows);
   } else if (oneStatement && count === 1) {

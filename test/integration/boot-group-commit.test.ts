@@ -92,10 +92,22 @@ describe("group commit of concurrent boots", () => {
     writes = [];
     const who: [Client, string, { id: string; subnet: string }][] = [[pa, "pa", netA], [pb, "pb", netB], [admin, "admin", netAdmin]];
     const asked = Array.from({ length: 24 }, (_, i) => who[i % 3]!);
-    const res = await Promise.all(asked.map(([c, project, net], i) => boot(c, `mix-${project}-${i}`, net.id)));
+    // inject: the 24 arrive at once, as from clients with their connections open.
+    const token = { pa: t.tokens["member-a"]!, pb: t.tokens["member-b"]!, admin: t.tokens.admin! } as Record<string, string>;
+    const injected = await Promise.all(
+      asked.map(([, project, net], i) =>
+        t.app.inject({
+          method: "POST",
+          url: "/v2.1/servers",
+          headers: { "X-Auth-Token": token[project]! },
+          payload: { server: { name: `mix-${project}-${i}`, flavorRef: "1", imageRef: image, networks: [{ uuid: net.id }] } },
+        }),
+      ),
+    );
+    const res = injected.map((r) => ({ status: r.statusCode, body: r.json() }));
     expect(res.map((r) => r.status)).toEqual(asked.map(() => 202));
     console.log(`24 concurrent boots: ${writes.length} write statements`);
-    expect(writes.length).toBeLessThan(12);
+    expect(writes.length).toBeLessThanOrEqual(6);
     const after = bootBatchStats(t.database.db);
     expect(after.boots - before.boots).toBe(24);
     expect(after.batches - before.batches).toBe(writes.length);
