@@ -5,6 +5,7 @@
  * dropped by stop()) and a queue prefix of its own. Processes log to files under
  * logsDir, at LOG_LEVEL=warn unless asked otherwise.
  */
+import { API_NODE_OPTIONS, buildCompiled, compiledPath } from "../bin/compiled.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
@@ -59,7 +60,11 @@ export interface StackOptions {
   /** Roles to run under `node --cpu-prof` (profiles land in logsDir/<process>.cpuprofiles/ when it exits). */
   cpuProf?: ("api" | "scheduler" | "sim")[];
   logLevel?: string;
-  /** Run compiled JavaScript (tsc -p tsconfig.build.json, built once into .cirrus/bench-dist) instead of TypeScript through tsx, as `npm start` does. */
+  /**
+   * Run compiled JavaScript, as `npm start` does (bin/compiled.ts: transpiled into
+   * .cirrus/dist, the API with npm start's Node options); the default. false: TypeScript
+   * through tsx, as `npm run api` and the tests do.
+   */
   compiled?: boolean;
   /** Log every statement of the bench database (bench/lib/pg-statements.ts); slows Postgres down. */
   logStatements?: boolean;
@@ -148,13 +153,14 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     ...opts.env,
   };
   const children: Child[] = [];
-  const compiledDir = opts.compiled ? await buildOnce() : null;
+  const compiledDir = opts.compiled === false ? null : await buildCompiled();
   const start = (role: string, name: string, script: string, args: string[] = []) => {
     const log = createWriteStream(path.join(logsDir, `${name}.log`), { flags: "a" });
     // A folder per process: tsx's loader thread writes a profile of its own next to the main thread's.
     const prof = opts.cpuProf?.includes(role as "api") ? ["--cpu-prof", `--cpu-prof-dir=${path.join(logsDir, `${name}.cpuprofiles`)}`] : [];
-    const entry = compiledDir ? [path.join(compiledDir, script.replace(/\.ts$/, ".js"))] : ["--import", "tsx", path.join(repoRoot, script)];
-    const proc = spawn(process.execPath, [...prof, ...entry, ...args], {
+    const entry = compiledDir ? [compiledPath(compiledDir, script)] : ["--import", "tsx", path.join(repoRoot, script)];
+    const nodeOptions = compiledDir && role === "api" ? API_NODE_OPTIONS : [];
+    const proc = spawn(process.execPath, [...nodeOptions, ...prof, ...entry, ...args], {
       env: role === "sim" ? { ...env, UV_THREADPOOL_SIZE: "4" } : env,
       stdio: ["ignore", "pipe", "pipe"],
       cwd: repoRoot,
@@ -245,21 +251,6 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     },
     stop,
   };
-}
-
-let built: Promise<string> | null = null;
-
-/** Compiles the project once per bench process; inside the repository, so node_modules resolve. */
-function buildOnce(): Promise<string> {
-  const outDir = path.join(repoRoot, ".cirrus", "bench-dist");
-  built ??= new Promise((resolve, reject) => {
-    const tsc = spawn(process.execPath, [path.join(repoRoot, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json", "--outDir", outDir], { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] });
-    let output = "";
-    tsc.stdout!.on("data", (d: Buffer) => (output += d));
-    tsc.stderr!.on("data", (d: Buffer) => (output += d));
-    tsc.on("exit", (code) => (code === 0 ? resolve(outDir) : reject(new Error(`tsc -p tsconfig.build.json failed:\n${output}`))));
-  });
-  return built;
 }
 
 async function deleteKeys(redisUrl: string, prefix: string): Promise<void> {
