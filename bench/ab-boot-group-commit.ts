@@ -1,7 +1,7 @@
 /**
  * A/B of the boot group commit (api/servers/boot-batch.ts), not part of `npm run bench`:
- * the API process started as B1 starts it (bench/b1-accept.ts: quotas enforced, the admin
- * project unlimited), 1,000 boots from 16 clients (and 200 from one), with
+ * the API process started as B1 starts it (bench/lib/api-process.ts: compiled as `npm start`
+ * runs it, quotas enforced, the admin project unlimited), 1,000 boots from 16 clients (and 200 from one), with
  * CIRRUS_BOOT_GROUP_COMMIT=0 (every boot its own write) and with grouping (1 and 2 batches
  * in flight). The modes alternate, ROUNDS rounds, so the machine's noise hits each alike;
  * medians are reported, with the write statements and commits per boot and CPU per boot.
