@@ -1,10 +1,13 @@
 /**
  * Everything a boot request names, read in one statement: the flavor, the image (as the
  * caller may see it), the networks (the requested ones, or the ones "auto" could pick)
- * and every subnet of those networks, and the project's quota overrides. Judging what was found (not found, not active,
- * too small, ...) is left to the caller, in the order the errors must come in.
+ * and every subnet of those networks, and the project's quota overrides. Judging what was
+ * found (not found, not active, too small, ...) is left to the caller, in the order the
+ * errors must come in. Look-ups of concurrent boots are read together.
  */
+import type { Knex } from "knex";
 import type { Db } from "../../common/db/knex.js";
+import { ReadBatcher } from "../../common/read-batch.js";
 import { isUuid } from "../../common/ids.js";
 import type { RequestContext } from "../context.js";
 import { idFromRef } from "../links.js";
@@ -28,37 +31,62 @@ export interface BootLookup {
   limits: Record<string, number>;
 }
 
-// The same visibility rules as visibleNetworks / visibleImages (api/routes/), with the
-// admin (and, for images, service) bypass as a boolean binding.
-const NETWORKS: Record<NetworkAsk["kind"], string> = {
-  none: `SELECT * FROM networks WHERE false`,
-  auto: `SELECT * FROM networks n WHERE (?::boolean OR n.shared OR n.project_id = ?) ORDER BY n.created_at LIMIT 2`,
-  ids: `SELECT * FROM networks n WHERE n.id = ANY(?::uuid[]) AND (?::boolean OR n.shared OR n.project_id = ?)`,
-};
-
-const lookupSql = (networks: string) => `
-  WITH nets AS (${networks})
-  SELECT (SELECT row_to_json(f) FROM flavors f WHERE f.id = ?) AS flavor,
+// One row of answers per key. The same visibility rules as visibleNetworks / visibleImages
+// (api/routes/), with the admin (and, for images, service) bypass as a boolean per key;
+// "auto" takes the first two networks by created_at, "none" none.
+const LOOKUP_SQL = `
+  SELECT (SELECT row_to_json(f) FROM flavors f WHERE f.id = k.flavor) AS flavor,
          (SELECT row_to_json(i) FROM images i
-           WHERE i.id = ?::uuid AND i.status <> 'deleted'
-             AND (?::boolean OR i.visibility IN ('public', 'community') OR i.owner = ?)) AS image,
-         (SELECT coalesce(json_agg(n), '[]') FROM nets n) AS networks,
+           WHERE i.id = k.image AND i.status <> 'deleted'
+             AND (k.image_bypass OR i.visibility IN ('public', 'community') OR i.owner = k.project)) AS image,
+         nets.networks,
          (SELECT coalesce(json_agg(s ORDER BY s.created_at, s.id), '[]') FROM subnets s
-           WHERE s.network_id IN (SELECT id FROM nets)) AS subnets,
-         (SELECT coalesce(json_object_agg(q.resource, q.hard_limit), '{}') FROM quotas q WHERE q.project_id = ?) AS limits`;
+           WHERE s.network_id = ANY(nets.ids)) AS subnets,
+         (SELECT coalesce(json_object_agg(q.resource, q.hard_limit), '{}') FROM quotas q WHERE q.project_id = k.project) AS limits
+    FROM json_to_recordset(?::json)
+         AS k(ord int, kind text, net_ids uuid[], admin boolean, project text, flavor text, image uuid, image_bypass boolean)
+   CROSS JOIN LATERAL (
+         SELECT coalesce(array_agg(x.id), '{}') AS ids, coalesce(json_agg(x ORDER BY x.created_at), '[]') AS networks
+           FROM (SELECT * FROM networks n
+                  WHERE ((k.kind = 'ids' AND n.id = ANY(k.net_ids)) OR k.kind = 'auto')
+                    AND (k.admin OR n.shared OR n.project_id = k.project)
+                  ORDER BY n.created_at
+                  LIMIT CASE WHEN k.kind = 'auto' THEN 2 END) x) nets
+   ORDER BY k.ord`;
+
+interface LookupKey {
+  ord?: number;
+  kind: NetworkAsk["kind"];
+  net_ids: string[];
+  admin: boolean;
+  project: string;
+  flavor: string;
+  image: string | null;
+  image_bypass: boolean;
+}
+
+async function readLookups(db: Db, keys: LookupKey[]): Promise<BootLookup[]> {
+  const { rows } = await db.raw(LOOKUP_SQL, [JSON.stringify(keys.map((k, ord) => ({ ...k, ord })))]);
+  return (rows as BootLookup[]).map((r) => ({ flavor: r.flavor, image: r.image, networks: r.networks, subnets: r.subnets, limits: r.limits }));
+}
+
+// Concurrent boots share one look-up statement (common/read-batch.ts), one batcher per pool.
+const batchers = new WeakMap<Db, ReadBatcher<LookupKey, BootLookup>>();
 
 export async function lookUpBoot(db: Db, ctx: RequestContext, flavorRef: string | number, imageRef: string | undefined, networks: NetworkAsk): Promise<BootLookup> {
-  const netBindings =
-    networks.kind === "none" ? [] : networks.kind === "auto" ? [ctx.isAdmin, ctx.projectId] : [networks.ids.filter(isUuid), ctx.isAdmin, ctx.projectId];
   const imageId = imageRef === undefined || imageRef === "" ? "" : idFromRef(imageRef);
-  const { rows } = await db.raw(lookupSql(NETWORKS[networks.kind]), [
-    ...netBindings,
-    idFromRef(String(flavorRef)),
-    isUuid(imageId) ? imageId : null,
-    ctx.isAdmin || isService(ctx),
-    ctx.projectId,
-    ctx.projectId,
-  ]);
-  const row = rows[0] as BootLookup;
-  return { flavor: row.flavor, image: row.image, networks: row.networks, subnets: row.subnets, limits: row.limits };
+  const key: LookupKey = {
+    kind: networks.kind,
+    net_ids: networks.kind === "ids" ? networks.ids.filter(isUuid) : [],
+    admin: ctx.isAdmin,
+    project: ctx.projectId,
+    flavor: idFromRef(String(flavorRef)),
+    image: isUuid(imageId) ? imageId : null,
+    image_bypass: ctx.isAdmin || isService(ctx),
+  };
+  // Inside a transaction (an Idempotency-Key boot) the read must see that transaction.
+  if ((db as Knex.Transaction).isTransaction) return (await readLookups(db, [key]))[0]!;
+  let batcher = batchers.get(db);
+  if (!batcher) batchers.set(db, (batcher = new ReadBatcher((keys) => readLookups(db, keys))));
+  return batcher.load(key);
 }

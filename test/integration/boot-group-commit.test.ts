@@ -180,4 +180,41 @@ describe("group commit of concurrent boots", () => {
     expect(ok).toHaveLength(8);
     expect(new Set(ok.map((r) => r.ip_address)).size).toBe(8);
   });
+
+  it("look-ups read together still answer each boot as its own project sees things", async () => {
+    const privA = await network(pa, "priv-a", "10.9.0.0/24");
+    const privB = await network(pb, "priv-b", "10.10.0.0/24");
+    const img = await pa.post("/v2/images", { name: "a-only", disk_format: "qcow2", container_format: "bare", visibility: "private" });
+    const lookups: string[] = [];
+    const seen = (q: { sql: string }) => {
+      if (q.sql.includes("json_to_recordset") && q.sql.includes("FROM flavors f")) lookups.push(q.sql);
+    };
+    t.database.db.on("query", seen);
+    const token = { pa: t.tokens["member-a"]!, pb: t.tokens["member-b"]! } as Record<string, string>;
+    const asks: [string, Record<string, unknown>][] = [
+      ["pa", { networks: [{ uuid: privA.id }] }],
+      ["pb", { networks: [{ uuid: privA.id }] }], // another project's private network
+      ["pb", { networks: [{ uuid: privB.id }] }],
+      ["pb", { networks: [{ uuid: privB.id }], imageRef: img.body.id }], // another project's private image (no file yet either)
+      ["pa", { networks: [{ uuid: privA.id }], flavorRef: "no-such-flavor" }],
+      ["pa", { networks: [{ uuid: privA.id }] }],
+    ];
+    const res = await Promise.all(
+      asks.map(([who, extra], i) =>
+        t.app.inject({
+          method: "POST",
+          url: "/v2.1/servers",
+          headers: { "X-Auth-Token": token[who]! },
+          payload: { server: { name: `vis-${i}`, flavorRef: "1", imageRef: image, ...extra } },
+        }),
+      ),
+    );
+    t.database.db.off("query", seen);
+    expect(res.map((r) => r.statusCode)).toEqual([202, 400, 202, 400, 400, 202]);
+    expect(res[1]!.json().badRequest.message).toBe(`Network ${privA.id} could not be found.`);
+    expect(res[3]!.json().badRequest.message).toBe(`Image ${img.body.id} could not be found.`);
+    expect(res[4]!.json().badRequest.message).toBe("Flavor no-such-flavor could not be found.");
+    // The first look-up runs alone, the five that came meanwhile together.
+    expect(lookups.length).toBeLessThan(asks.length);
+  });
 });

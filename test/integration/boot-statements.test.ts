@@ -1,7 +1,8 @@
 /**
  * Statements per accepted boot (api/servers/create.ts): the common path (one image, one
  * flavor, one network with an IPv4 subnet, no quota, keypair or group) is one look-up
- * and one write, also for a multi-create; concurrent boots share the write (group commit).
+ * and one write, also for a multi-create; concurrent boots share the write (group commit)
+ * and the look-up (common/read-batch.ts).
  * A regression guard: each round trip costs the API and Postgres CPU (docs/benchmarks.md,
  * B2/B7).
  */
@@ -60,7 +61,7 @@ describe("statements per boot", () => {
     expect(await t.db("instance_actions").whereIn("instance_id", rows.map((r) => r.id)).where({ action: "create" }).count("* as n").first()).toEqual({ n: 5 });
   });
 
-  it("16 concurrent boots share write statements (group commit, api/servers/boot-batch.ts)", async () => {
+  it("16 concurrent boots share look-up and write statements (api/servers/boot-batch.ts, common/read-batch.ts)", async () => {
     sql = [];
     // inject: the 16 arrive at once, as from 16 clients with their connections open.
     const res = await Promise.all(
@@ -70,7 +71,9 @@ describe("statements per boot", () => {
     const writes = sql.filter((q) => q.startsWith("WITH cand0"));
     const lookups = sql.length - writes.length;
     console.log(`16 concurrent boots: ${writes.length} write statements, ${lookups} others`);
-    expect(lookups).toBe(16);
+    // The first look-up runs alone; the 15 that arrive meanwhile share the next.
+    expect(lookups).toBeGreaterThanOrEqual(1);
+    expect(lookups).toBeLessThanOrEqual(4);
     expect(writes.length).toBeLessThanOrEqual(4);
     sql = [];
   });
@@ -220,7 +223,7 @@ describe("statements per boot with quotas enforced", () => {
     expect(res.map((r) => r.statusCode)).toEqual(res.map(() => 202));
     const writes = seen.filter((s) => s.startsWith("WITH cand0")).length;
     console.log(`16 concurrent boots, quotas enforced, project unlimited: ${writes} writes of ${seen.length} statements`);
-    expect(seen.length - writes).toBe(16);
+    expect(seen.length - writes).toBeLessThanOrEqual(4);
     expect(writes).toBeLessThanOrEqual(4);
     const before = await q.db("instances").count("* as n").first();
     const over = await request(q.app.server).post("/v2.1/servers").set(auth).send({ server: { ...server, metadata: { a: "1", b: "2", c: "3" } } });
