@@ -9,7 +9,7 @@ export const SCHEDULE_QUEUE = "schedule";
 export const REPORTS_QUEUE = "reports";
 
 export function computeQueueName(host: string): string {
-  return `compute.${host.replace(/[^A-Za-z0-9._-]/g, "_")}`;
+  return `compute.${host.replace(/[^A-Za-z0-9._-]/gu, "_")}`;
 }
 
 export function redisOptions(redisUrl: string): RedisOptions {

@@ -1,8 +1,9 @@
 /**
  * DELETE /servers/{id}: always accepted. A server that never reached a host is
  * deleted at once; one on a host gets task_state deleting and a delete job for that
- * host's agent, written through the outbox.
+ * host's agent, written through the outbox (for a live host, in one statement).
  */
+import type { Knex } from "knex";
 import { conflict, notFound } from "../../common/errors.js";
 import type { Db } from "../../common/db/knex.js";
 import { applyEvent, lockInstance, recordEvent, startAction } from "../../common/db/instance-records.js";
@@ -12,6 +13,7 @@ import type { ComputeJob } from "../../common/messages.js";
 import { enqueue } from "../../common/outbox.js";
 import { computeQueueName } from "../../common/queues.js";
 import type { RequestContext } from "../context.js";
+import { deleteOnLiveHost } from "./delete-on-host.js";
 
 /** True when the host's compute service is down, forced down or gone (Nova's servicegroup is_up). */
 async function hostIsDown(trx: Db, host: string, serviceDownTimeSec: number): Promise<boolean> {
@@ -24,6 +26,10 @@ async function hostIsDown(trx: Db, host: string, serviceDownTimeSec: number): Pr
 }
 
 export async function requestDelete(db: Db, ctx: RequestContext, requestId: string, id: string, opts: { serviceDownTimeSec?: number } = {}): Promise<void> {
+  // Most deletes are of a server on a live host: one statement (delete-on-host.ts).
+  if (opts.serviceDownTimeSec !== undefined && !(db as Knex.Transaction).isTransaction) {
+    if (await deleteOnLiveHost(db, ctx, requestId, id, opts.serviceDownTimeSec)) return;
+  }
   await db.transaction(async (trx) => {
     const instance = await lockInstance(trx, id);
     if (!instance || instance.vm_state === "deleted" || (!ctx.isAdmin && instance.project_id !== ctx.projectId)) {
