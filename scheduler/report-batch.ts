@@ -6,6 +6,7 @@
  * batch is an orphan, exactly as if they had been applied one by one.
  * scheduler/report-batch-writes.ts turns the plan into a few set-based statements.
  */
+import type { LockedInstance } from "../common/db/instance-records.js";
 import { instanceNameFromSeq } from "../common/instance-name.js";
 import type { InstanceRef, Report } from "../common/messages.js";
 import type { PowerState } from "../common/power-state.js";
@@ -17,15 +18,7 @@ export type DeletedReport = Extract<Report, { kind: "deleted" }>;
 export type BatchableReport = SpawnedReport | DeletedReport;
 
 /** The columns of a locked instance row that the decisions read. */
-export interface ReportedInstance {
-  id: string;
-  seq: number;
-  vm_state: VmState;
-  task_state: TaskState;
-  power_state: PowerState;
-  host: string | null;
-  attempts: number;
-}
+export type ReportedInstance = Pick<LockedInstance, "id" | "seq" | "vm_state" | "task_state" | "power_state" | "host"> & { attempts: number };
 
 /** An instance's state after the batch, with the timestamps its reports stamp. */
 export interface InstanceWrite {

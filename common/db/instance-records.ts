@@ -62,40 +62,20 @@ export async function startAction(
     .ignore();
 }
 
+/** An event to record on the action of its (instance, request). */
+export interface ActionEvent {
+  instanceId: string;
+  requestId: string;
+  event: string;
+  result: "Success" | "Error";
+  host?: string | null;
+  details?: string | null;
+  finishAction?: boolean;
+}
+
 /** Records a finished event on the action of this request; finishes the action when asked. */
-export async function recordEvent(
-  trx: Tx,
-  e: {
-    instanceId: string;
-    requestId: string;
-    event: string;
-    result: "Success" | "Error";
-    host?: string | null;
-    details?: string | null;
-    finishAction?: boolean;
-  },
-): Promise<void> {
-  // One statement: find the action, add the event, touch (or finish) the action.
-  await trx.raw(
-    `WITH a AS (SELECT id FROM instance_actions WHERE instance_id = ? AND request_id = ?),
-          e AS (INSERT INTO instance_action_events (action_id, event, result, host, details, traceback, finish_time)
-                SELECT a.id, ?, ?, ?, ?, ?, now() FROM a)
-     UPDATE instance_actions SET updated_at = now(),
-            finish_time = CASE WHEN ? THEN now() ELSE finish_time END,
-            message = CASE WHEN ? THEN 'Error' ELSE message END
-       FROM a WHERE instance_actions.id = a.id`,
-    [
-      e.instanceId,
-      e.requestId,
-      e.event,
-      e.result,
-      e.host ?? null,
-      e.details ?? null,
-      e.result === "Error" ? (e.details ?? null) : null,
-      e.finishAction === true,
-      e.result === "Error",
-    ],
-  );
+export async function recordEvent(trx: Tx, e: ActionEvent): Promise<void> {
+  await recordEvents(trx, [e]);
 }
 
 /**
@@ -106,15 +86,7 @@ export async function recordEvent(
  */
 export async function recordEvents(
   trx: Tx,
-  events: readonly {
-    instanceId: string;
-    requestId: string;
-    event: string;
-    result: "Success" | "Error";
-    host?: string | null;
-    details?: string | null;
-    finishAction?: boolean;
-  }[],
+  events: readonly ActionEvent[],
 ): Promise<void> {
   if (events.length === 0) return;
   const values = events.map(() => "(?::int, ?::uuid, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::boolean, ?::boolean)").join(", ");

@@ -9,6 +9,7 @@
 import request from "supertest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPort } from "../../api/ports.js";
+import { flavorAndImage } from "../support/boot-fixtures.js";
 import { ADMIN_TOKEN, createTestApp, type TestApp } from "../support/services.js";
 
 let t: TestApp;
@@ -19,11 +20,8 @@ let sql: string[] = [];
 
 beforeAll(async () => {
   t = await createTestApp({ enforceQuotas: false });
+  ({ imageId } = await flavorAndImage(t.app, auth));
   const srv = () => request(t.app.server);
-  expect((await srv().post("/v2.1/flavors").set(auth).send({ flavor: { name: "m1.small", id: "1", ram: 512, vcpus: 1, disk: 1 } })).status).toBe(200);
-  const img = await srv().post("/v2/images").set(auth).send({ name: "cirros", disk_format: "qcow2", container_format: "bare", visibility: "public" });
-  imageId = img.body.id;
-  expect((await srv().put(`/v2/images/${imageId}/file`).set(auth).set("content-type", "application/octet-stream").send(Buffer.alloc(64, 1))).status).toBe(204);
   const net = await srv().post("/v2.0/networks").set(auth).send({ network: { name: "private" } });
   netId = net.body.network.id;
   expect((await srv().post("/v2.0/subnets").set(auth).send({ subnet: { network_id: netId, cidr: "10.9.0.0/24", ip_version: 4 } })).status).toBe(201);

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newId } from "../../common/ids.js";
 import { instanceNameFromSeq } from "../../common/instance-name.js";
 import { computeQueueName } from "../../common/queues.js";
+import { flavorAndImage } from "../support/boot-fixtures.js";
 import { ADMIN_TOKEN, createTestApp, type TestApp } from "../support/services.js";
 import { as, createAuthApp } from "./auth-support.js";
 
@@ -19,11 +20,7 @@ let sql: string[] = [];
 
 beforeAll(async () => {
   t = await createTestApp({ enforceQuotas: false });
-  const srv = () => request(t.app.server);
-  expect((await srv().post("/v2.1/flavors").set(auth).send({ flavor: { name: "m1.small", id: "1", ram: 512, vcpus: 1, disk: 1 } })).status).toBe(200);
-  const img = await srv().post("/v2/images").set(auth).send({ name: "cirros", disk_format: "qcow2", container_format: "bare", visibility: "public" });
-  imageId = img.body.id;
-  expect((await srv().put(`/v2/images/${imageId}/file`).set(auth).set("content-type", "application/octet-stream").send(Buffer.alloc(64, 1))).status).toBe(204);
+  ({ imageId } = await flavorAndImage(t.app, auth));
   t.db.on("query", (q: { sql: string }) => sql.push(q.sql));
 });
 afterAll(async () => t.close());
