@@ -18,7 +18,7 @@ import { randomUUID } from "node:crypto";
 import type { Knex } from "knex";
 import { createLogger } from "../common/logger.js";
 import { runFilters } from "../scheduler/filters/index.js";
-import { HostStateView } from "../scheduler/host-state-view.js";
+import { DEFAULT_VIEW_OPTIONS, HostStateView } from "../scheduler/host-state-view.js";
 import { placeBatch, requestSpecOf, type PlaceableInstance, type PlacementDeps } from "../scheduler/place.js";
 import { rank, weighersFor } from "../scheduler/weighers/index.js";
 import { TARGETS, type FigureRow } from "./lib/figures.js";
@@ -124,7 +124,9 @@ export async function latency(hosts: number, decisions: number) {
     await seedHosts(stack.db, hosts);
     const template = await templateBoot(stack);
     const ids = await cloneWaiting(stack.db, template, decisions + 20, false);
-    const view = new HostStateView(stack.db);
+    // As the scheduler runs it (scheduler/main.ts): liveness re-read by a timer, not by decisions.
+    const view = new HostStateView(stack.db, { ...DEFAULT_VIEW_OPTIONS, livenessMaxAgeMs: 10_000 });
+    const liveness = setInterval(() => void view.refreshLiveness().catch(() => {}), 2000);
     const deps: PlacementDeps = { db: stack.db, log: createLogger("b4", "silent"), serviceDownTimeSec: DOWN_TIME_SEC, maxAttempts: 3, view };
     const t0 = performance.now();
     await view.refresh();
@@ -146,6 +148,7 @@ export async function latency(hosts: number, decisions: number) {
         inMemory.push(d - c);
       }
     }
+    clearInterval(liveness);
     return { hosts, full_view_load_ms: round(fullLoadMs, 1), decision: stats(whole), filter_and_weigh: stats(inMemory) };
   } finally {
     await stack.stop();
