@@ -73,10 +73,15 @@ export interface SpawnSpec extends InstanceRef {
   public_keys?: { name: string; type: string; data: string }[];
 }
 
-/** schedule queue: place one accepted boot request. */
+/**
+ * schedule queue: a wake-up for boots accepted together. The scheduler takes this boot
+ * first, then everything else waiting; `boots` is how many the accepting statement wrote
+ * (one job for all of them; the transactional path still writes one job per boot).
+ */
 export interface ScheduleJob {
   instance_id: string;
   request_id: string;
+  boots?: number;
 }
 
 /** The power actions an agent carries out on an existing domain. */

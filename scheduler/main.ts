@@ -69,6 +69,13 @@ const scheduler = new Worker<ScheduleJob>(
     const row: { task_state: string | null; host: string | null } | undefined = await db("instances").where({ id }).first("task_state", "host");
     if (!row || row.task_state !== "scheduling" || row.host !== null) return "skipped";
     const outcomes = await placeBatch(deps, { pending: PLACEMENT_BATCH, first: id });
+    // One job wakes the scheduler for every boot its statement wrote (api/servers/boot-write.ts):
+    // while batches come back full, more may be waiting; take them too.
+    for (let more = outcomes.size >= PLACEMENT_BATCH; more; ) {
+      const next = await placeBatch(deps, { pending: PLACEMENT_BATCH });
+      for (const [instance_id, outcome] of next) outcomes.set(instance_id, outcome);
+      more = next.size >= PLACEMENT_BATCH;
+    }
     // Not in the batch: another scheduler's batch holds it and places it (the stranded-boot
     // sweep below catches it if that batch rolls back). Raced: every host it tried was being
     // claimed; try alone until it lands (placeInstance throws after 50 rounds; the job is retried).

@@ -24,7 +24,7 @@ import { recordEvent, type LockedInstance } from "../common/db/instance-records.
 import { finishDelete } from "../common/db/instance-teardown.js";
 import { transactionWithRetry } from "../common/db/retry.js";
 import type { ReportedAction } from "../common/messages.js";
-import { SCHEDULE_QUEUE, computeQueueName } from "../common/queues.js";
+import { computeQueueName } from "../common/queues.js";
 import { ACTIONS, type ActionKind } from "../common/server-actions.js";
 import { applyReport, type ConductorDeps } from "./conductor.js";
 import { failBuild, type PlaceableInstance } from "./place.js";
@@ -174,7 +174,10 @@ export async function localDelete(deps: Pick<RecoveryDeps, "db" | "log">, id: st
 
 /** The job an in-flight instance waits for, as the outbox named it. */
 async function expectedJob(db: Knex, row: { id: string; host: string | null; task_state: string; attempts: number }): Promise<{ queue: string; jobId: string } | null> {
-  if (row.task_state === "scheduling") return row.host === null ? { queue: SCHEDULE_QUEUE, jobId: `schedule-${row.id}` } : null;
+  // A boot waiting for a host needs no job of its own: boots accepted together share one
+  // (api/servers/boot-write.ts), and every scheduler's stranded-boot sweep places any boot
+  // left waiting, job or not (scheduler/main.ts).
+  if (row.task_state === "scheduling") return null;
   if (!row.host) return null;
   const queue = computeQueueName(row.host);
   if (row.task_state === "spawning") return { queue, jobId: `spawn-${row.id}-${row.attempts}` };

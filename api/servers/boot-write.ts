@@ -172,14 +172,17 @@ function statement(boots: BootRows[], portsPerBoot: Port[][], claims: Claim[]): 
     ON CONFLICT (instance_id, request_id) DO NOTHING)`);
   b.push(ids, requestIds, boots.flatMap((r) => r.ids.map(() => r.projectId)), boots.flatMap((r) => r.ids.map(() => r.userId)));
 
-  // As enqueue / enqueueMany (common/outbox.ts) write it: one schedule job per instance, one NOTIFY.
+  // As enqueue (common/outbox.ts) writes it: ONE schedule job for the whole statement,
+  // named after its first instance. A schedule job is a wake-up: the scheduler's batch
+  // takes that boot first, its whole reservation, and then keeps taking whatever else is
+  // waiting until nothing is (scheduler/main.ts), so the other boots of the statement,
+  // committed with it, need no job of their own.
   ctes.push(`job AS (
     INSERT INTO outbox (queue, job_name, job_id, payload)
-    SELECT ?::text, 'schedule', 'schedule-' || u.id, jsonb_build_object('instance_id', u.id, 'request_id', u.req)
-      FROM unnest(?::text[], ?::text[]) WITH ORDINALITY AS u(id, req, ord), ok
-     WHERE ok.ok ORDER BY u.ord
+    SELECT ?::text, 'schedule', 'schedule-' || ?::text, jsonb_build_object('instance_id', ?::text, 'request_id', ?::text, 'boots', ?::int)
+      FROM ok WHERE ok.ok
     RETURNING id)`);
-  b.push(SCHEDULE_QUEUE, ids, requestIds);
+  b.push(SCHEDULE_QUEUE, ids[0]!, ids[0]!, requestIds[0]!, ids.length);
 
   const counts = claims.map((_, j) => `(SELECT count(*) FROM cand${j})`);
   const sql = `WITH ${ctes.join(",\n")}

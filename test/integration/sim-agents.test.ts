@@ -132,3 +132,36 @@ it("takes boots to ACTIVE on hosts with their own worker and on on-demand hosts"
   expect([...used].some((i) => i >= DEDICATED)).toBe(true);
   expect(fleet.onDemandStats().started).toBeGreaterThan(0);
 }, 90_000);
+
+it("one schedule job places every boot its statement wrote, more than a batch of them, without waiting for the sweep", async () => {
+  // 60 boots at once go out as one or two statements, so one or two jobs; a multi-create of
+  // 40 is one statement and one job. A boot left to the stranded-boot sweep is placed at
+  // the earliest 5 s after it was written; every one here must be placed before that.
+  const single = await Promise.all(
+    Array.from({ length: 60 }, (_, i) =>
+      t.app.inject({ method: "POST", url: "/v2.1/servers", headers: auth, payload: { server: { name: `wake-${i}`, flavorRef: "sim.tiny", imageRef: imageId, networks: "none" } } }),
+    ),
+  );
+  expect(single.map((r) => r.statusCode)).toEqual(single.map(() => 202));
+  const multi = await request(t.app.server).post("/v2.1/servers").set(auth).send({ server: { name: "wake-multi", flavorRef: "sim.tiny", imageRef: imageId, networks: "none", min_count: 40, max_count: 40 } });
+  expect(multi.status).toBe(202);
+  const jobs: { payload: { boots: number } }[] = await t.db("outbox").where({ queue: "schedule" }).whereRaw("payload->>'instance_id' IN (SELECT id::text FROM instances WHERE name LIKE 'wake-%')").select("payload");
+  expect(jobs.reduce((n, j) => n + j.payload.boots, 0)).toBe(100);
+  expect(jobs.length).toBeLessThan(10);
+  await waitFor(
+    "100 boots placed",
+    async () => Number((await t.db("instances").where("name", "like", "wake-%").whereNull("host").count<{ n: number }[]>("* as n"))[0]!.n) === 0,
+    30_000,
+    100,
+  ).catch(async (err) => {
+    throw new Error(`${String(err)}\n${await schedulerLog()}`);
+  });
+  const { rows } = await t.db.raw(
+    `SELECT max(extract(epoch FROM e.start_time - i.created_at)) AS slowest, count(*)::int AS n
+       FROM instances i JOIN instance_actions a ON a.instance_id = i.id AND a.action = 'create'
+       JOIN instance_action_events e ON e.action_id = a.id AND e.event = 'schedule_instances'
+      WHERE i.name LIKE 'wake-%'`,
+  );
+  expect(rows[0].n).toBe(100);
+  expect(Number(rows[0].slowest)).toBeLessThan(5);
+}, 90_000);
