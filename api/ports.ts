@@ -119,9 +119,13 @@ export function ipv4CandidatesSql(subnet: Pick<SubnetRow, "id" | "allocation_poo
   const parts: string[] = [];
   const bindings: Knex.RawBinding[] = [];
   for (const pool of subnet.allocation_pools) {
-    const top = `(SELECT coalesce(max(ip_address::inet) + 1, ?::inet) AS lo FROM ip_allocations
-                   WHERE subnet_id = ?::uuid AND ip_address::inet BETWEEN ?::inet AND ?::inet)`;
-    const topBindings = [pool.start, subnet.id, pool.start, pool.end];
+    // ORDER BY … LIMIT 1, not max(): the planner turns max() into the same backward index
+    // probe only when its statistics say the table is large, and right after thousands of
+    // boots (before autovacuum analyzes) it aggregated every address of the subnet instead.
+    const top = `(SELECT coalesce((SELECT ip_address::inet + 1 FROM ip_allocations
+                                     WHERE subnet_id = ?::uuid AND ip_address::inet BETWEEN ?::inet AND ?::inet
+                                     ORDER BY ip_address::inet DESC LIMIT 1), ?::inet) AS lo)`;
+    const topBindings = [subnet.id, pool.start, pool.end, pool.start];
     parts.push(`(SELECT host(c.addr) AS ip
                    FROM ${top} top, generate_series(0, ?::int - 1) AS g(k), LATERAL (SELECT top.lo + g.k AS addr) c
                   WHERE c.addr <= ?::inet AND pg_try_advisory_xact_lock(hashtextextended(?::text || '/' || host(c.addr), 0)))`);
