@@ -19,6 +19,9 @@ export interface LockedBoot extends PlaceableInstance {
 }
 
 // Sub-selects in the select list are not locked by FOR UPDATE; only the instance rows are.
+// The addresses are read per port by an index probe (OFFSET 0 keeps the planner from
+// turning it into a hash join over every address, which it did with stale statistics
+// while thousands of boots were being written: a scan of ip_allocations per boot).
 const EXTRAS = `
   (SELECT ia.request_id FROM instance_actions ia
     WHERE ia.instance_id = instances.id AND ia.action = 'create' ORDER BY ia.id LIMIT 1) AS create_request_id,
@@ -32,7 +35,7 @@ const EXTRAS = `
             'segmentation_id', n.segmentation_id, 'device_id', p.device_id)
           ORDER BY p.device_index, s.ip_version, s.created_at)
      FROM ports p JOIN networks n ON n.id = p.network_id
-     LEFT JOIN ip_allocations a ON a.port_id = p.id
+     LEFT JOIN LATERAL (SELECT a.subnet_id, a.ip_address FROM ip_allocations a WHERE a.port_id = p.id OFFSET 0) a ON TRUE
      LEFT JOIN subnets s ON s.id = a.subnet_id
     WHERE p.device_id = instances.id) AS port_rows`;
 
