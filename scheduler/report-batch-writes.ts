@@ -34,7 +34,14 @@ export async function writeReportPlan(trx: Knex.Transaction, plan: ReportPlan): 
   await clearFailedBuilds(trx, plan.clearFailedBuilds);
   await updateInstances(trx, plan.instances);
   if (plan.activatePorts.length > 0) {
-    await trx.raw(`UPDATE ports SET status = 'ACTIVE', updated_at = now() WHERE device_id = ANY(?::uuid[])`, [plan.activatePorts]);
+    // Each instance's ports by an index probe (OFFSET 0): with stale statistics the planner
+    // scanned every port for `device_id = ANY(…)`.
+    await trx.raw(
+      `UPDATE ports SET status = 'ACTIVE', updated_at = now()
+        WHERE ports.id IN (SELECT p.id FROM unnest(?::uuid[]) AS d(id)
+                             CROSS JOIN LATERAL (SELECT id FROM ports WHERE device_id = d.id OFFSET 0) p)`,
+      [plan.activatePorts],
+    );
   }
   // After the ports went ACTIVE: an instance spawned and deleted in one batch ends with its ports gone.
   await freeInstanceResources(trx, plan.teardown);

@@ -92,7 +92,8 @@ export async function recordEvents(
   const values = events.map(() => "(?::int, ?::uuid, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::boolean, ?::boolean)").join(", ");
   await trx.raw(
     `WITH v(ord, instance_id, request_id, event, result, host, details, traceback, finish, error) AS (VALUES ${values}),
-          a AS (SELECT ia.id, v.* FROM v JOIN instance_actions ia ON ia.instance_id = v.instance_id AND ia.request_id = v.request_id),
+          a AS (SELECT ia.id, v.* FROM v CROSS JOIN LATERAL (SELECT id FROM instance_actions x
+                  WHERE x.instance_id = v.instance_id AND x.request_id = v.request_id OFFSET 0) ia),
           e AS (INSERT INTO instance_action_events (action_id, event, result, host, details, traceback, finish_time)
                 SELECT a.id, a.event, a.result, a.host, a.details, a.traceback, now() FROM a ORDER BY a.ord),
           per AS (SELECT id, bool_or(finish) AS finish, bool_or(error) AS error FROM a GROUP BY id)
