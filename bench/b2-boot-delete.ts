@@ -21,7 +21,8 @@ import { startStack, type BenchFixtures, type Stack } from "./stack.js";
 export const covers = ["B2", "B5", "B6", "B7"];
 
 const CLIENTS = 16;
-const WARMUP = 50;
+/** Boots (and their deletes) before each measured run; B2_WARMUP overrides it, to see how much of a run is start-up cost. */
+const WARMUP = Number(process.env.B2_WARMUP ?? "") || 50;
 const MULTI_PER_REQUEST = 50;
 const IDLE_SAMPLE_MS = 10_000;
 
