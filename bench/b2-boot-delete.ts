@@ -240,6 +240,7 @@ function summarize(s: Scenario, runs: Run[]) {
     servers: s.servers,
     hosts: s.hosts,
     repeats: runs.length,
+    warmupBoots: WARMUP,
     compiled: !s.tsx,
     B2: {
       activeSec: med(runs, (r) => r.activeSec),
@@ -301,7 +302,8 @@ export function figures(result: Record<string, unknown>): FigureRow[] {
   const rows: FigureRow[] = [];
   for (const [name, value] of Object.entries(result)) {
     const s = value as Summary;
-    const how = `${s.compiled === false ? "tsx, " : ""}${s.repeats > 1 ? `median of ${s.repeats}` : "1 run"}`;
+    const warm = s.warmupBoots && s.warmupBoots !== 50 ? `, after ${s.warmupBoots.toLocaleString("en")} warm-up boots` : "";
+    const how = `${s.compiled === false ? "tsx, " : ""}${s.repeats > 1 ? `median of ${s.repeats}` : "1 run"}${warm}`;
     const scale = `${s.servers.toLocaleString("en")} servers / ${s.hosts.toLocaleString("en")} hosts (${how})`;
     const create = s.B7.create;
     const others = create && create.wallSec > 0 ? ` (other processes: ${round(create.otherProcessesSec / create.wallSec, 2)} cores)` : "";
