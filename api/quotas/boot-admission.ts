@@ -51,8 +51,12 @@ export async function admitBoot(
 ): Promise<void> {
   if (!enforce) return;
   const limits = await enforceBootQuota(trx, ctx.projectId, flavor);
+  checkMetadataItems(metadata, limits.metadata_items);
+}
+
+/** Nova's 403 for more metadata items than the project's limit allows (-1: unlimited). */
+export function checkMetadataItems(metadata: Record<string, string> | undefined, allowed: number): void {
   const items = Object.keys(metadata ?? {}).length;
-  const allowed = limits.metadata_items;
   if (allowed >= 0 && items > allowed) throw forbidden(`Maximum number of metadata items exceeds ${allowed}`);
 }
 

@@ -11,7 +11,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Static } from "typebox";
-import { badRequest, forbidden } from "../../common/errors.js";
+import { badRequest } from "../../common/errors.js";
 import { isUuid, newId } from "../../common/ids.js";
 import type { Db } from "../../common/db/knex.js";
 import type { FlavorSnapshot, ImageSnapshot } from "../../common/messages.js";
@@ -23,7 +23,7 @@ import type { SubnetRow } from "../ports.js";
 import { visibleImages, type ImageRow } from "../routes/images.js";
 import type { ServerCreateBody } from "../schemas/server.js";
 // compute extras: keypair, availability zone, server group, quota (api/quotas/boot-admission.ts)
-import { admitBoot, checkBootExtras } from "../quotas/boot-admission.js";
+import { admitBoot, checkBootExtras, checkMetadataItems } from "../quotas/boot-admission.js";
 import { QUOTA_DEFAULTS } from "../quotas/quota.js";
 import { flavorSnapshot, imageRefMissing, imageSnapshot, networkAsk, pickNetworks } from "./boot-input.js";
 import { lookUpBoot } from "./boot-lookup.js";
@@ -131,11 +131,7 @@ export async function acceptBoot(db: Db, ctx: RequestContext, requestId: string,
   const limits = { ...QUOTA_DEFAULTS, ...found.limits };
   const unlimited = limits.instances < 0 && limits.cores < 0 && limits.ram < 0;
   if (oneStatement && (!options.enforceQuotas || unlimited)) {
-    // As admitBoot (api/quotas/boot-admission.ts) refuses it.
-    const items = Object.keys(s.metadata ?? {}).length;
-    if (options.enforceQuotas && limits.metadata_items >= 0 && items > limits.metadata_items) {
-      throw forbidden(`Maximum number of metadata items exceeds ${limits.metadata_items}`);
-    }
+    if (options.enforceQuotas) checkMetadataItems(s.metadata, limits.metadata_items);
     // Grouped with boots accepted at the same time into one statement (boot-batch.ts).
     await submitBoot(db, rows);
   } else if (oneStatement && count === 1) {
