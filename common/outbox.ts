@@ -7,6 +7,7 @@
 import pg from "pg";
 import type { Knex } from "knex";
 import type { Db } from "./db/knex.js";
+import { prepared } from "./db/prepared.js";
 import type { Logger } from "./logger.js";
 import type { QueueSet } from "./queues.js";
 
@@ -25,21 +26,29 @@ export interface OutboxJob {
 export async function enqueue(trx: Knex | Knex.Transaction, job: OutboxJob): Promise<void> {
   // The notification is delivered at commit, so the relay wakes only for rows it can see;
   // sent by the insert's own statement, which saves a round trip per job.
-  await trx.raw(
-    `WITH job AS (INSERT INTO outbox (queue, job_name, job_id, payload) VALUES (?, ?, ?, ?) RETURNING id)
-     SELECT pg_notify(?, '') FROM job`,
-    [job.queue, job.name, job.jobId, JSON.stringify(job.payload), CHANNEL],
+  await prepared(
+    trx.raw(
+      `WITH job AS (INSERT INTO outbox (queue, job_name, job_id, payload) VALUES (?, ?, ?, ?) RETURNING id)
+       SELECT pg_notify(?, '') FROM job`,
+      [job.queue, job.name, job.jobId, JSON.stringify(job.payload), CHANNEL],
+    ),
   );
 }
 
 /** Several jobs in one statement, with one wake-up. */
 export async function enqueueMany(trx: Knex | Knex.Transaction, jobs: OutboxJob[]): Promise<void> {
   if (jobs.length === 0) return;
-  const values = jobs.map(() => "(?, ?, ?, ?::jsonb)").join(", ");
-  await trx.raw(
-    `WITH job AS (INSERT INTO outbox (queue, job_name, job_id, payload) VALUES ${values} RETURNING id)
-     SELECT pg_notify(?, '') FROM (SELECT 1 FROM job LIMIT 1) AS any_job`,
-    [...jobs.flatMap((j) => [j.queue, j.name, j.jobId, JSON.stringify(j.payload)]), CHANNEL],
+  await prepared(
+    trx.raw(
+      `WITH job AS (INSERT INTO outbox (queue, job_name, job_id, payload)
+                    SELECT j.queue, j.job_name, j.job_id, j.payload
+                      FROM ROWS FROM (json_to_recordset(?::json) AS (queue text, job_name text, job_id text, payload jsonb))
+                           WITH ORDINALITY AS j(queue, job_name, job_id, payload, ord)
+                     ORDER BY j.ord
+                    RETURNING id)
+       SELECT pg_notify(?, '') FROM (SELECT 1 FROM job LIMIT 1) AS any_job`,
+      [JSON.stringify(jobs.map((j) => ({ queue: j.queue, job_name: j.name, job_id: j.jobId, payload: j.payload }))), CHANNEL],
+    ),
   );
 }
 
@@ -123,13 +132,9 @@ export class OutboxRelay {
     const batch = this.opts.batchSize ?? 200;
     const timeoutMs = this.opts.publishTimeoutMs ?? 5000;
     const count = await db.transaction(async (trx) => {
-      const rows: { id: number; queue: string; job_name: string; job_id: string; payload: object }[] = await trx("outbox")
-        .select("id", "queue", "job_name", "job_id", "payload")
-        .whereNull("published_at")
-        .orderBy("id")
-        .limit(batch)
-        .forUpdate()
-        .skipLocked();
+      const rows: { id: number; queue: string; job_name: string; job_id: string; payload: object }[] = await prepared(
+        trx("outbox").select("id", "queue", "job_name", "job_id", "payload").whereNull("published_at").orderBy("id").limit(batch).forUpdate().skipLocked(),
+      );
       if (rows.length === 0) return 0;
       const byQueue = new Map<string, typeof rows>();
       for (const row of rows) byQueue.set(row.queue, [...(byQueue.get(row.queue) ?? []), row]);
@@ -141,7 +146,7 @@ export class OutboxRelay {
         ),
         timeoutMs,
       );
-      await trx("outbox").whereIn("id", rows.map((r) => r.id)).update({ published_at: trx.fn.now() });
+      await prepared(trx.raw("UPDATE outbox SET published_at = now() WHERE id = ANY(?::bigint[])", [rows.map((r) => r.id)]));
       return rows.length;
     });
     if (Date.now() - this.lastCleanup > 60_000) {

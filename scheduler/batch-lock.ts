@@ -4,6 +4,7 @@
  * policy, and their ports (the spawn job carries them). One round trip instead of four.
  */
 import type { Knex } from "knex";
+import { prepared } from "../common/db/prepared.js";
 import type { ServerGroupPolicy } from "./filters/index.js";
 import type { PlaceableInstance } from "./place.js";
 import type { PortRow } from "./spawn-spec.js";
@@ -42,18 +43,20 @@ const EXTRAS = `
 export async function lockBatch(trx: Knex.Transaction, which: BatchSelection): Promise<LockedBoot[]> {
   const cols = ["instances.*", trx.raw(EXTRAS)];
   if ("ids" in which) {
-    return trx("instances").whereIn("id", which.ids).orderBy("seq").forUpdate().select(cols);
+    return prepared(trx("instances").whereRaw("id = ANY(?::uuid[])", [which.ids]).orderBy("seq").forUpdate().select(cols));
   }
   const q = trx("instances").where({ vm_state: "building", task_state: "scheduling" }).whereNull("host");
   if (which.minAgeSec) q.where("updated_at", "<", trx.raw("now() - make_interval(secs => ?)", [which.minAgeSec]));
   let limit = which.pending;
   if (which.first) {
     // The whole multi-create of the first boot comes first, however large, so it is placed in one pass.
-    const { rows } = (await trx.raw(
-      `SELECT x.reservation_id,
-              (SELECT count(*) FROM instances r WHERE r.reservation_id = x.reservation_id AND r.task_state = 'scheduling')::int AS n
-         FROM instances x WHERE x.id = ?`,
-      [which.first],
+    const { rows } = (await prepared(
+      trx.raw(
+        `SELECT x.reservation_id,
+                (SELECT count(*) FROM instances r WHERE r.reservation_id = x.reservation_id AND r.task_state = 'scheduling')::int AS n
+           FROM instances x WHERE x.id = ?`,
+        [which.first],
+      ),
     )) as { rows: { reservation_id: string; n: number }[] };
     const own = rows[0];
     if (own) {
@@ -61,5 +64,5 @@ export async function lockBatch(trx: Knex.Transaction, which: BatchSelection): P
       q.orderByRaw("(reservation_id = ?) DESC, (id = ?) DESC", [own.reservation_id, which.first]);
     }
   }
-  return q.orderBy("seq").limit(limit).forUpdate().skipLocked().select(cols);
+  return prepared(q.orderBy("seq").limit(limit).forUpdate().skipLocked().select(cols));
 }

@@ -5,6 +5,7 @@
  * their create actions.
  */
 import type { Knex } from "knex";
+import { prepared } from "../common/db/prepared.js";
 import { computeQueueName } from "../common/queues.js";
 import type { PortSpec } from "../common/messages.js";
 import { OUTBOX_CHANNEL } from "../common/outbox.js";
@@ -55,7 +56,7 @@ export async function claimAndPlace(trx: Knex.Transaction, claims: ProviderClaim
     }),
   );
   const events = chosen.map(({ inst, choice, requestId }) => ({ instance_id: inst.id, request_id: requestId, host: choice.host, provider_id: choice.providerId }));
-  const { rows } = (await trx.raw(
+  const { rows } = (await prepared(trx.raw(
     `WITH want AS (SELECT * FROM json_to_recordset(?::json) AS w(id uuid, gen bigint, n int)),
           locked AS (SELECT rp.id FROM resource_providers rp JOIN want w ON w.id = rp.id
                       WHERE rp.generation = w.gen FOR UPDATE OF rp SKIP LOCKED),
@@ -87,6 +88,6 @@ export async function claimAndPlace(trx: Knex.Transaction, claims: ProviderClaim
           wake AS (SELECT pg_notify(?, '') FROM (SELECT 1 FROM job LIMIT 1) AS any_job)
      SELECT id, (SELECT count(*) FROM wake) AS woke FROM claimed`,
     [JSON.stringify(want), JSON.stringify(allocations), JSON.stringify(instances), JSON.stringify(jobs), JSON.stringify(events), OUTBOX_CHANNEL],
-  )) as { rows: { id: string }[] };
+  ))) as { rows: { id: string }[] };
   return new Set(rows.map((r) => r.id));
 }

@@ -5,19 +5,20 @@
  */
 import type { Redis } from "ioredis";
 import type { Knex } from "knex";
+import { prepared } from "../common/db/prepared.js";
 import { heartbeatKey } from "../common/heartbeat.js";
 
 export async function flushHeartbeats(redis: Redis, db: Knex, prefix: string): Promise<number> {
   const beats = await redis.hgetall(heartbeatKey(prefix));
   const entries = Object.entries(beats).filter(([, ms]) => Number.isFinite(Number(ms)));
   if (entries.length === 0) return 0;
-  const values = entries.map(() => "(?, ?::bigint)").join(", ");
-  const params = entries.flatMap(([host, ms]) => [host, Number(ms)]);
-  const result = await db.raw(
-    `UPDATE compute_services cs SET last_seen_at = to_timestamp(v.ms / 1000.0)
-       FROM (VALUES ${values}) AS v(host, ms)
-      WHERE cs.host = v.host AND cs.last_seen_at < to_timestamp(v.ms / 1000.0)`,
-    params,
+  const result = await prepared(
+    db.raw(
+      `UPDATE compute_services cs SET last_seen_at = to_timestamp(v.ms / 1000.0)
+         FROM unnest(?::text[], ?::bigint[]) AS v(host, ms)
+        WHERE cs.host = v.host AND cs.last_seen_at < to_timestamp(v.ms / 1000.0)`,
+      [entries.map(([host]) => host), entries.map(([, ms]) => Number(ms))] as unknown as Knex.RawBinding[],
+    ),
   );
   return (result as { rowCount: number }).rowCount;
 }

@@ -5,6 +5,7 @@
  * read hosts through here.
  */
 import type { Knex } from "knex";
+import { prepared } from "../common/db/prepared.js";
 import { RESOURCE_CLASSES, type ResourceClass } from "../common/messages.js";
 import type { HostState } from "./host-state.js";
 
@@ -77,7 +78,7 @@ export async function readHosts(db: Knex | Knex.Transaction, which: Which, aggre
       : `LEFT JOIN LATERAL (SELECT sum(a.used) AS used FROM allocations a
                               WHERE a.provider_id = rp.id AND a.resource_class = inv.resource_class) u ON TRUE
          LEFT JOIN LATERAL (SELECT count(DISTINCT a.consumer_id) AS n FROM allocations a WHERE a.provider_id = rp.id) c ON TRUE`;
-  const { rows } = (await db.raw(
+  const { rows } = (await prepared(db.raw(
     `SELECT rp.id AS provider_id, rp.generation, cs.host, cs.hypervisor_hostname, cs.status, cs.forced_down,
             cs.availability_zone AS service_zone, cs.hypervisor_type, cs.cpu_arch, cs.failed_builds,
             (extract(epoch FROM cs.last_seen_at) * 1000)::bigint AS last_seen_ms,
@@ -88,7 +89,7 @@ export async function readHosts(db: Knex | Knex.Transaction, which: Which, aggre
        ${usage}
       WHERE ${where}`,
     params,
-  )) as { rows: ProviderRow[] };
+  ))) as { rows: ProviderRow[] };
   const hosts = new Map<string, ReadHost>();
   for (const r of rows) {
     let h = hosts.get(r.provider_id)?.state;

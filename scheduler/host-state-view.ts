@@ -14,6 +14,7 @@
  * lost one reloads that provider, and a full re-read now and then bounds any drift.
  */
 import type { Knex } from "knex";
+import { prepared } from "../common/db/prepared.js";
 import type { HostState } from "./host-state.js";
 import { applyAggregates, readAggregates, readChangedServices, readHosts, readLiveness, type HostAggregates, type ReadHost } from "./host-state-rows.js";
 
@@ -168,12 +169,12 @@ export class HostStateView {
   }
 
   private async readMarks(): Promise<Marks> {
-    const { rows } = (await this.db.raw(
+    const { rows } = (await prepared(this.db.raw(
       `SELECT least(clock_timestamp(),
                     (SELECT min(xact_start) FROM pg_stat_activity
                       WHERE backend_xid IS NOT NULL AND datname = current_database() AND pid <> pg_backend_pid())) AS mark,
               (SELECT aggregates_changed_at::text FROM scheduler_epochs WHERE id = 1) AS aggregates_at`,
-    )) as { rows: { mark: Date; aggregates_at: string | null }[] };
+    ))) as { rows: { mark: Date; aggregates_at: string | null }[] };
     return { mark: rows[0]!.mark, aggregatesAt: rows[0]!.aggregates_at ?? "" };
   }
 }

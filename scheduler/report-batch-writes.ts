@@ -10,6 +10,7 @@
  * registration and the API's delete take them in that order too, one of each.
  */
 import type { Knex } from "knex";
+import { prepared } from "../common/db/prepared.js";
 import { recordEvents } from "../common/db/instance-records.js";
 import { freeInstanceResources } from "../common/db/instance-teardown.js";
 import type { ComputeJob } from "../common/messages.js";
@@ -22,10 +23,12 @@ import type { InstanceWrite, OrphanNotice, ReportPlan, ReportedInstance } from "
 export async function lockReportedInstances(trx: Knex.Transaction, ids: readonly string[]): Promise<Map<string, ReportedInstance>> {
   const unique = [...new Set(ids)];
   if (unique.length === 0) return new Map();
-  const { rows } = (await trx.raw(
-    `SELECT id, seq, vm_state, task_state, power_state, host, attempts FROM instances
-      WHERE id = ANY(?::uuid[]) ORDER BY id FOR UPDATE`,
-    [unique],
+  const { rows } = (await prepared(
+    trx.raw(
+      `SELECT id, seq, vm_state, task_state, power_state, host, attempts FROM instances
+        WHERE id = ANY(?::uuid[]) ORDER BY id FOR UPDATE`,
+      [unique],
+    ),
   )) as { rows: ReportedInstance[] };
   return new Map(rows.map((r) => [r.id, r]));
 }
@@ -36,11 +39,13 @@ export async function writeReportPlan(trx: Knex.Transaction, plan: ReportPlan): 
   if (plan.activatePorts.length > 0) {
     // Each instance's ports by an index probe (OFFSET 0): with stale statistics the planner
     // scanned every port for `device_id = ANY(…)`.
-    await trx.raw(
-      `UPDATE ports SET status = 'ACTIVE', updated_at = now()
-        WHERE ports.id IN (SELECT p.id FROM unnest(?::uuid[]) AS d(id)
-                             CROSS JOIN LATERAL (SELECT id FROM ports WHERE device_id = d.id OFFSET 0) p)`,
-      [plan.activatePorts],
+    await prepared(
+      trx.raw(
+        `UPDATE ports SET status = 'ACTIVE', updated_at = now()
+          WHERE ports.id IN (SELECT p.id FROM unnest(?::uuid[]) AS d(id)
+                               CROSS JOIN LATERAL (SELECT id FROM ports WHERE device_id = d.id OFFSET 0) p)`,
+        [plan.activatePorts],
+      ),
     );
   }
   // After the ports went ACTIVE: an instance spawned and deleted in one batch ends with its ports gone.
@@ -52,26 +57,31 @@ export async function writeReportPlan(trx: Knex.Transaction, plan: ReportPlan): 
 /** A success clears the host's run of failed builds; no write (and no row lock) where there was none. */
 async function clearFailedBuilds(trx: Knex.Transaction, hosts: readonly string[]): Promise<void> {
   if (hosts.length === 0) return;
-  await trx.raw(
-    `WITH locked AS (SELECT id FROM compute_services WHERE host = ANY(?::text[]) AND failed_builds <> 0 ORDER BY host FOR UPDATE)
-     UPDATE compute_services cs SET failed_builds = 0 FROM locked WHERE cs.id = locked.id`,
-    [[...hosts]],
+  await prepared(
+    trx.raw(
+      `WITH locked AS (SELECT id FROM compute_services WHERE host = ANY(?::text[]) AND failed_builds <> 0 ORDER BY host FOR UPDATE)
+       UPDATE compute_services cs SET failed_builds = 0 FROM locked WHERE cs.id = locked.id`,
+      [[...hosts]],
+    ),
   );
 }
 
 /** Each instance's state after the batch (computed by the state machine), with the timestamps its reports stamp. */
 async function updateInstances(trx: Knex.Transaction, writes: readonly InstanceWrite[]): Promise<void> {
   if (writes.length === 0) return;
-  const values = writes.map(() => "(?::uuid, ?::text, ?::text, ?::int, ?::boolean, ?::boolean)").join(", ");
-  await trx.raw(
-    `UPDATE instances i SET vm_state = v.vm_state, task_state = v.task_state, power_state = v.power_state,
-            launched_at = CASE WHEN v.launched THEN now() ELSE i.launched_at END,
-            deleted_at = CASE WHEN v.deleted THEN now() ELSE i.deleted_at END,
-            terminated_at = CASE WHEN v.deleted THEN now() ELSE i.terminated_at END,
-            updated_at = now()
-       FROM (VALUES ${values}) AS v(id, vm_state, task_state, power_state, launched, deleted)
-      WHERE i.id = v.id`,
-    writes.flatMap((w) => [w.id, w.vm_state, w.task_state, w.power_state, w.launched, w.deleted]),
+  const column = <K extends keyof InstanceWrite>(key: K) => writes.map((w) => w[key]);
+  await prepared(
+    trx.raw(
+      `UPDATE instances i SET vm_state = v.vm_state, task_state = v.task_state, power_state = v.power_state,
+              launched_at = CASE WHEN v.launched THEN now() ELSE i.launched_at END,
+              deleted_at = CASE WHEN v.deleted THEN now() ELSE i.deleted_at END,
+              terminated_at = CASE WHEN v.deleted THEN now() ELSE i.terminated_at END,
+              updated_at = now()
+         FROM unnest(?::uuid[], ?::text[], ?::text[], ?::int[], ?::boolean[], ?::boolean[])
+              AS v(id, vm_state, task_state, power_state, launched, deleted)
+        WHERE i.id = v.id`,
+      [column("id"), column("vm_state"), column("task_state"), column("power_state"), column("launched"), column("deleted")] as unknown as Knex.RawBinding[],
+    ),
   );
 }
 

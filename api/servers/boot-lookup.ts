@@ -7,6 +7,7 @@
  */
 import type { Knex } from "knex";
 import type { Db } from "../../common/db/knex.js";
+import { prepared } from "../../common/db/prepared.js";
 import { ReadBatcher } from "../../common/read-batch.js";
 import { isUuid } from "../../common/ids.js";
 import type { RequestContext } from "../context.js";
@@ -66,7 +67,7 @@ interface LookupKey {
 }
 
 async function readLookups(db: Db, keys: LookupKey[]): Promise<BootLookup[]> {
-  const { rows } = await db.raw(LOOKUP_SQL, [JSON.stringify(keys.map((k, ord) => ({ ...k, ord })))]);
+  const { rows } = await prepared(db.raw(LOOKUP_SQL, [JSON.stringify(keys.map((k, ord) => ({ ...k, ord })))]));
   return (rows as BootLookup[]).map((r) => ({ flavor: r.flavor, image: r.image, networks: r.networks, subnets: r.subnets, limits: r.limits }));
 }
 

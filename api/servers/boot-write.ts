@@ -17,6 +17,7 @@
  * MAC collision on the ports' unique index; both are retried with a fresh statement.
  */
 import type { Knex } from "knex";
+import { prepared } from "../../common/db/prepared.js";
 import { conflict } from "../../common/errors.js";
 import { newId, newMacAddress } from "../../common/ids.js";
 import { OUTBOX_CHANNEL } from "../../common/outbox.js";
@@ -57,6 +58,12 @@ export interface BootRows {
     scheduler_hints: string;
   };
 }
+
+/**
+ * The statement's text grows with the subnets its boots draw addresses from; up to this
+ * many it is a prepared statement (common/db/prepared.ts), a bounded number of shapes.
+ */
+const PREPARED_MAX_SUBNETS = 2;
 
 /** A lost race costs one statement; this many are plenty (as CLAIM_ATTEMPTS in api/ports.ts). */
 const ATTEMPTS = 10;
@@ -212,7 +219,8 @@ function poolFull(claims: Claim[], outcome: Outcome): Error {
  */
 async function attempt(db: Tx, claims: Claim[], sql: string, bindings: Knex.RawBinding[], before?: (trx: Knex.Transaction) => Promise<void>): Promise<void> {
   const run = async (q: Tx) => {
-    const outcome = ((await q.raw(sql, bindings)) as { rows: Outcome[] }).rows[0]!;
+    const query = q.raw(sql, bindings);
+    const outcome = ((await (claims.length <= PREPARED_MAX_SUBNETS ? prepared(query) : query)) as { rows: Outcome[] }).rows[0]!;
     if (!outcome.ok) throw poolFull(claims, outcome);
   };
   if (before) {

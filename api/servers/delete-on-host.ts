@@ -9,6 +9,7 @@
  */
 import type { Db } from "../../common/db/knex.js";
 import { computeQueueSql, instanceNameSql } from "../../common/db/name-sql.js";
+import { prepared } from "../../common/db/prepared.js";
 import { OUTBOX_CHANNEL } from "../../common/outbox.js";
 import type { RequestContext } from "../context.js";
 
@@ -35,11 +36,11 @@ const SQL = `
 
 /** True when the delete was requested here; false when requestDelete's transaction must decide. */
 export async function deleteOnLiveHost(db: Db, ctx: RequestContext, requestId: string, id: string, serviceDownTimeSec: number): Promise<boolean> {
-  const { rows } = (await db.raw(SQL, [
+  const { rows } = (await prepared(db.raw(SQL, [
     id, ctx.isAdmin, ctx.projectId, ctx.isAdmin, serviceDownTimeSec,
     requestId, ctx.projectId, ctx.userId,
     requestId,
     OUTBOX_CHANNEL,
-  ])) as { rows: { id: string }[] };
+  ]))) as { rows: { id: string }[] };
   return rows.length === 1;
 }

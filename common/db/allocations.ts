@@ -1,4 +1,5 @@
 import type { Knex } from "knex";
+import { prepared } from "./prepared.js";
 
 /**
  * Frees an instance's allocations (on one provider, or all) and bumps each affected
@@ -19,10 +20,12 @@ export async function releaseAllocations(trx: Knex.Transaction, consumerId: stri
 export async function releaseAllocationsOf(trx: Knex.Transaction, consumerIds: readonly string[], providerId?: string): Promise<void> {
   if (consumerIds.length === 0) return;
   const onProvider = providerId === undefined ? "" : "AND provider_id = ?::uuid";
-  await trx.raw(
-    `WITH freed AS (DELETE FROM allocations WHERE consumer_id = ANY(?::uuid[]) ${onProvider} RETURNING provider_id),
-          locked AS (SELECT id FROM resource_providers WHERE id IN (SELECT provider_id FROM freed) ORDER BY id FOR UPDATE)
-     UPDATE resource_providers rp SET generation = rp.generation + 1 FROM locked WHERE rp.id = locked.id`,
-    providerId === undefined ? [[...consumerIds]] : [[...consumerIds], providerId],
+  await prepared(
+    trx.raw(
+      `WITH freed AS (DELETE FROM allocations WHERE consumer_id = ANY(?::uuid[]) ${onProvider} RETURNING provider_id),
+            locked AS (SELECT id FROM resource_providers WHERE id IN (SELECT provider_id FROM freed) ORDER BY id FOR UPDATE)
+       UPDATE resource_providers rp SET generation = rp.generation + 1 FROM locked WHERE rp.id = locked.id`,
+      providerId === undefined ? [[...consumerIds]] : [[...consumerIds], providerId],
+    ),
   );
 }

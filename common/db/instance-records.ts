@@ -3,6 +3,7 @@
  * machine), faults, and instance actions with their events.
  */
 import type { Knex } from "knex";
+import { prepared } from "./prepared.js";
 import { transition, type InstanceEvent, type InstanceState, type TaskState, type VmState } from "../state-machine.js";
 import type { PowerState } from "../power-state.js";
 
@@ -89,29 +90,32 @@ export async function recordEvents(
   events: readonly ActionEvent[],
 ): Promise<void> {
   if (events.length === 0) return;
-  const values = events.map(() => "(?::int, ?::uuid, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::boolean, ?::boolean)").join(", ");
-  await trx.raw(
-    `WITH v(ord, instance_id, request_id, event, result, host, details, traceback, finish, error) AS (VALUES ${values}),
-          a AS (SELECT ia.id, v.* FROM v CROSS JOIN LATERAL (SELECT id FROM instance_actions x
-                  WHERE x.instance_id = v.instance_id AND x.request_id = v.request_id OFFSET 0) ia),
-          e AS (INSERT INTO instance_action_events (action_id, event, result, host, details, traceback, finish_time)
-                SELECT a.id, a.event, a.result, a.host, a.details, a.traceback, now() FROM a ORDER BY a.ord),
-          per AS (SELECT id, bool_or(finish) AS finish, bool_or(error) AS error FROM a GROUP BY id)
-     UPDATE instance_actions SET updated_at = now(),
-            finish_time = CASE WHEN per.finish THEN now() ELSE finish_time END,
-            message = CASE WHEN per.error THEN 'Error' ELSE message END
-       FROM per WHERE instance_actions.id = per.id`,
-    events.flatMap((e, i) => [
-      i,
-      e.instanceId,
-      e.requestId,
-      e.event,
-      e.result,
-      e.host ?? null,
-      e.details ?? null,
-      e.result === "Error" ? (e.details ?? null) : null,
-      e.finishAction === true,
-      e.result === "Error",
-    ]),
+  const rows = events.map((e, ord) => ({
+    ord,
+    instance_id: e.instanceId,
+    request_id: e.requestId,
+    event: e.event,
+    result: e.result,
+    host: e.host ?? null,
+    details: e.details ?? null,
+    traceback: e.result === "Error" ? (e.details ?? null) : null,
+    finish: e.finishAction === true,
+    error: e.result === "Error",
+  }));
+  await prepared(
+    trx.raw(
+      `WITH v AS (SELECT * FROM json_to_recordset(?::json) AS v(ord int, instance_id uuid, request_id text, event text, result text,
+                                                               host text, details text, traceback text, finish boolean, error boolean)),
+            a AS (SELECT ia.id, v.* FROM v CROSS JOIN LATERAL (SELECT id FROM instance_actions x
+                    WHERE x.instance_id = v.instance_id AND x.request_id = v.request_id OFFSET 0) ia),
+            e AS (INSERT INTO instance_action_events (action_id, event, result, host, details, traceback, finish_time)
+                  SELECT a.id, a.event, a.result, a.host, a.details, a.traceback, now() FROM a ORDER BY a.ord),
+            per AS (SELECT id, bool_or(finish) AS finish, bool_or(error) AS error FROM a GROUP BY id)
+       UPDATE instance_actions SET updated_at = now(),
+              finish_time = CASE WHEN per.finish THEN now() ELSE finish_time END,
+              message = CASE WHEN per.error THEN 'Error' ELSE message END
+         FROM per WHERE instance_actions.id = per.id`,
+      [JSON.stringify(rows)],
+    ),
   );
 }

@@ -1,4 +1,5 @@
 import type { Knex } from "knex";
+import { prepared } from "./prepared.js";
 import { releaseAllocationsOf } from "./allocations.js";
 import { applyEvent, type LockedInstance } from "./instance-records.js";
 
@@ -19,10 +20,12 @@ export async function freeInstanceResources(trx: Knex.Transaction, instanceIds: 
   if (instanceIds.length === 0) return;
   await releaseAllocationsOf(trx, instanceIds);
   // By index probes per instance (OFFSET 0), whatever the statistics say (see report-batch-writes.ts).
-  await trx.raw(
-    `DELETE FROM ports WHERE device_owner = 'compute:nova'
-        AND ports.id IN (SELECT p.id FROM unnest(?::uuid[]) AS d(id)
-                           CROSS JOIN LATERAL (SELECT id FROM ports WHERE device_id = d.id OFFSET 0) p)`,
-    [[...instanceIds]],
+  await prepared(
+    trx.raw(
+      `DELETE FROM ports WHERE device_owner = 'compute:nova'
+          AND ports.id IN (SELECT p.id FROM unnest(?::uuid[]) AS d(id)
+                             CROSS JOIN LATERAL (SELECT id FROM ports WHERE device_id = d.id OFFSET 0) p)`,
+      [[...instanceIds]],
+    ),
   );
 }
