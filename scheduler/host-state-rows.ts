@@ -181,12 +181,14 @@ export interface ServiceRow {
 
 /** Services whose scheduling-relevant fields changed since a time (heartbeats do not count). */
 export async function readChangedServices(db: Knex | Knex.Transaction, since: Date): Promise<ServiceRow[]> {
-  return db("compute_services")
-    .where("changed_at", ">", since)
-    .select(
-      "host", "status", "forced_down", "availability_zone", "hypervisor_type", "hypervisor_hostname", "cpu_arch", "failed_builds",
-      db.raw("(extract(epoch FROM last_seen_at) * 1000)::bigint AS last_seen_ms"),
-    );
+  return prepared(
+    db("compute_services")
+      .where("changed_at", ">", since)
+      .select(
+        "host", "status", "forced_down", "availability_zone", "hypervisor_type", "hypervisor_hostname", "cpu_arch", "failed_builds",
+        db.raw("(extract(epoch FROM last_seen_at) * 1000)::bigint AS last_seen_ms"),
+      ),
+  );
 }
 
 /** Every service's last heartbeat, epoch ms. */
