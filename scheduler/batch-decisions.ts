@@ -10,7 +10,7 @@
  */
 import { runFilters, type FilterResult, type RequestSpec } from "./filters/index.js";
 import { consume, type HostState } from "./host-state.js";
-import { rank, weighersFor } from "./weighers/index.js";
+import { rank, weighersFor, WeighedRows } from "./weighers/index.js";
 import type { WeigherMultipliers } from "../common/config.js";
 
 export interface BatchItem {
@@ -117,4 +117,83 @@ export function decide(
       alternates: ranked.slice(1).map((h) => h.host),
     },
   };
+}
+
+/**
+ * The decisions of one round, where runs of boots with the same request (a multi-create,
+ * or many boots of one flavor and image) share one filter pass and one weighing of every
+ * host: filters and weighers look at one host at a time, so after a decision only the
+ * host it took resources on can change its verdict or its values, and only that host is
+ * filtered and weighed again. The choices are exactly decide()'s. A request in a server
+ * group is decided alone (each member's choice changes the group's hosts for the next).
+ * Made afresh each round: a lost claim changes the view between rounds.
+ */
+export class RoundDecisions {
+  private key: string | null = null;
+  private rows: WeighedRows | null = null;
+  private passing = new Uint8Array(0);
+
+  constructor(
+    private readonly view: readonly HostState[],
+    private readonly ledger: BatchLedger,
+    private readonly opts: { maxAttempts: number; multipliers?: Readonly<WeigherMultipliers> },
+  ) {}
+
+  decide(item: BatchItem): Decision {
+    const key = shareableKey(item.spec);
+    if (key === null) {
+      this.key = null; // decide() may take from a host the cache holds
+      return decide(this.view, this.ledger, item, this.opts);
+    }
+    if (key !== this.key && !this.load(key, item.spec)) return decide(this.view, this.ledger, item, this.opts);
+    const rows = this.rows!;
+    const open: number[] = [];
+    let anyPassing = false;
+    for (let i = 0; i < rows.hosts.length; i++) {
+      if (this.passing[i] === 0) continue;
+      anyPassing = true;
+      if (!this.ledger.lost.has(rows.hosts[i]!.providerId)) open.push(i);
+    }
+    if (!anyPassing) {
+      this.key = null;
+      return decide(this.view, this.ledger, item, this.opts); // no valid host, with decide()'s trail
+    }
+    if (open.length === 0) return { kind: "raced" };
+    const ranked = rows.rank(Int32Array.from(open), this.opts.maxAttempts);
+    const bestRow = ranked[0]!;
+    const best = rows.hosts[bestRow]!;
+    const taken = this.ledger.take(best, item.spec.resources);
+    const stillPasses = runFilters([taken], item.spec).hosts.length === 1;
+    this.passing[bestRow] = stillPasses ? 1 : 0;
+    rows.update(bestRow, taken);
+    return {
+      kind: "chosen",
+      choice: {
+        instanceId: item.instanceId,
+        providerId: best.providerId,
+        host: best.host,
+        node: best.hypervisorHostname,
+        alternates: ranked.slice(1).map((r) => rows.hosts[r]!.host),
+      },
+    };
+  }
+
+  /** One filter pass and weighing for requests like `spec`; false when no host passes. */
+  private load(key: string, spec: RequestSpec): boolean {
+    const filtered = runFilters(this.ledger.hosts(this.view), spec);
+    if (filtered.hosts.length === 0) {
+      this.key = null;
+      return false;
+    }
+    this.key = key;
+    this.rows = new WeighedRows(filtered.hosts, weighersFor(spec, this.opts.multipliers));
+    this.passing = new Uint8Array(filtered.hosts.length).fill(1);
+    return true;
+  }
+}
+
+/** What makes two requests filter and weigh alike: everything but the instance; none for a group member. */
+function shareableKey(spec: RequestSpec): string | null {
+  if (spec.group) return null;
+  return JSON.stringify({ ...spec, instanceId: undefined });
 }

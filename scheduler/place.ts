@@ -13,7 +13,7 @@ import { enqueue } from "../common/outbox.js";
 import { computeQueueName } from "../common/queues.js";
 import type { InstanceState } from "../common/state-machine.js";
 import { hostsOfInstances, loadServerGroupSpecs } from "./candidates.js";
-import { BatchLedger, decide, type BatchItem, type Choice } from "./batch-decisions.js";
+import { BatchLedger, RoundDecisions, type BatchItem, type Choice } from "./batch-decisions.js";
 import { lockBatch, type BatchSelection } from "./batch-lock.js";
 import { claimAndPlace } from "./batch-writes.js";
 import { claim } from "./claim.js";
@@ -169,10 +169,10 @@ export async function placeBatch(deps: PlacementDeps, which: BatchSelection): Pr
     const opts = { maxAttempts: deps.maxAttempts, multipliers: deps.weigherMultipliers };
     let pending = waiting.map((i) => i.id);
     for (let round = 0; round < MAX_ROUNDS && pending.length > 0; round++) {
-      const hosts = view.hosts();
+      const decisions = new RoundDecisions(view.hosts(), ledger, opts);
       const chosen: Choice[] = [];
       for (const id of pending) {
-        const d = decide(hosts, ledger, items.get(id)!, opts);
+        const d = decisions.decide(items.get(id)!);
         if (d.kind === "chosen") chosen.push(d.choice);
         else if (d.kind === "raced") outcomes.set(id, "raced");
         else {

@@ -31,6 +31,16 @@ function fillRows(ws: Weigher[], hosts: readonly HostState[], out: Float64Array)
   }
 }
 
+/** The given rows of a row-major matrix with `m` columns, in that order. */
+function gather(values: Float64Array, m: number, rows: Int32Array): Float64Array {
+  const out = new Float64Array(rows.length * m);
+  for (let i = 0; i < rows.length; i++) {
+    const from = rows[i]! * m;
+    for (let j = 0; j < m; j++) out[i * m + j] = values[from + j]!;
+  }
+  return out;
+}
+
 /** Adds column `offset` of `values`, normalised and multiplied, to the totals. */
 function accumulate(values: Float64Array, stride: number, offset: number, multiplier: number, totals: Float64Array): void {
   let min = Infinity;
@@ -71,10 +81,13 @@ export function weighAll(hosts: readonly HostState[], weighers: readonly Weigher
  * the k best so far whose root is the worst of them, O(k·log k) to order them.
  */
 export function rank(hosts: readonly HostState[], weighers: readonly Weigher[], k: number): HostState[] {
-  const n = hosts.length;
+  return bestK(hosts.length, before(hosts, hostWeights(hosts, weighers)), k).map((i) => hosts[i]!);
+}
+
+/** Indices 0..n-1, the best k by `first`, best first. */
+function bestK(n: number, first: Before, k: number): number[] {
   const size = Math.min(Math.max(0, Math.floor(k)), n);
   if (size === 0) return [];
-  const first = before(hosts, hostWeights(hosts, weighers));
   const worse: Before = (i, j) => first(j, i);
   const heap = new Int32Array(size);
   let count = 0;
@@ -87,7 +100,50 @@ export function rank(hosts: readonly HostState[], weighers: readonly Weigher[], 
       siftDown(heap, count, worse);
     }
   }
-  return Array.from(heap).sort(comparator(first)).map((i) => hosts[i]!);
+  return Array.from(heap).sort(comparator(first));
+}
+
+/**
+ * Weighers' raw values for many hosts, kept so that a run of identical requests
+ * (scheduler/batch-decisions.ts) weighs each host once: after a decision only the
+ * chosen host's row changes, and ranking a subset of the rows normalises across that
+ * subset exactly as rank() over those hosts would.
+ */
+export class WeighedRows {
+  readonly weighers: Weigher[];
+  private readonly values: Float64Array;
+
+  constructor(
+    readonly hosts: HostState[],
+    weighers: readonly Weigher[],
+  ) {
+    this.weighers = weighers.filter((w) => w.multiplier !== 0);
+    this.values = new Float64Array(hosts.length * this.weighers.length);
+    fillRows(this.weighers, hosts, this.values);
+  }
+
+  /** Host `row` changed (the batch took resources on it): weighs it again. */
+  update(row: number, host: HostState): void {
+    this.hosts[row] = host;
+    const m = this.weighers.length;
+    for (let j = 0; j < m; j++) this.values[row * m + j] = this.weighers[j]!.value(host);
+  }
+
+  /** The best k of `rows`, best first, as rank() would order those hosts. */
+  rank(rows: Int32Array, k: number): number[] {
+    const m = this.weighers.length;
+    const picked = gather(this.values, m, rows);
+    const totals = new Float64Array(rows.length);
+    for (let j = 0; j < m; j++) accumulate(picked, m, j, this.weighers[j]!.multiplier, totals);
+    const hosts = this.hosts;
+    const first: Before = (a, b) => {
+      const wa = totals[a]!;
+      const wb = totals[b]!;
+      if (wa !== wb) return wa > wb;
+      return hosts[rows[a]!]!.host < hosts[rows[b]!]!.host;
+    };
+    return bestK(rows.length, first, k).map((i) => rows[i]!);
+  }
 }
 
 /** A binary heap whose root is the element `higher` puts on top. */

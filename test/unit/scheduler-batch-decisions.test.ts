@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BatchLedger, decide, type BatchItem } from "../../scheduler/batch-decisions.js";
+import { BatchLedger, decide, RoundDecisions, type BatchItem, type Decision } from "../../scheduler/batch-decisions.js";
 import type { HostState } from "../../scheduler/host-state.js";
 
 function host(name: string, vcpus: number, used = 0, generation = 7): HostState {
@@ -65,5 +65,65 @@ describe("deciding a batch in memory", () => {
     const d2 = decide(view, ledger, { ...boot("i2"), spec: { ...boot("i2").spec, group } }, opts);
     expect(d2.kind === "chosen" && d2.choice.host).toBe("b");
     expect(group.hosts).toEqual({ a: 1, b: 1 });
+  });
+});
+
+/** A small deterministic generator (mulberry32), so a failure can be replayed. */
+function random(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randomHosts(rnd: () => number, n: number): HostState[] {
+  return Array.from({ length: n }, (_, i) => {
+    const h = host(`h${String(i).padStart(3, "0")}`, 2 + Math.floor(rnd() * 14), 0);
+    h.resources.MEMORY_MB = { total: 1024 * (1 + Math.floor(rnd() * 8)), max_unit: 8192, used: 256 * Math.floor(rnd() * 4), reserved: 0, min_unit: 1, step_size: 1, allocation_ratio: 1 };
+    h.resources.VCPU!.used = Math.floor(rnd() * 3);
+    h.instanceCount = Math.floor(rnd() * 5);
+    h.failedBuilds = rnd() < 0.1 ? 1 : 0;
+    h.enabled = rnd() > 0.05;
+    h.availabilityZone = rnd() < 0.5 ? "az1" : "az2";
+    return h;
+  });
+}
+
+const copyHosts = (hosts: HostState[]): HostState[] => structuredClone(hosts);
+
+describe("a round's decisions for runs of identical requests", () => {
+  it("choose exactly what deciding each boot alone chooses, across rounds with lost providers", () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      const rnd = random(seed);
+      const shared = randomHosts(rnd, 25 + Math.floor(rnd() * 40));
+      const views = [copyHosts(shared), copyHosts(shared)];
+      const ledgers = [new BatchLedger(), new BatchLedger()];
+      const group = () => ({ id: "g", policy: "anti-affinity" as const, hosts: {} as Record<string, number> });
+      const groups = [group(), group()];
+      const kinds = [
+        (id: string, _g: number) => boot(id, 1),
+        (id: string, _g: number) => ({ ...boot(id, 2), spec: { ...boot(id, 2).spec, availabilityZone: "az1" } }),
+        (id: string, _g: number) => ({ ...boot(id, 1), spec: { ...boot(id, 1).spec, ignoreHosts: ["h001", "h002"] } }),
+        (id: string, g: number) => ({ ...boot(id, 1), spec: { ...boot(id, 1).spec, group: groups[g]! } }),
+      ];
+      // Runs of one kind, as batches arrive: a multi-create, then a mix.
+      const order = Array.from({ length: 60 }, (_, i) => (i < 20 ? 0 : Math.floor(rnd() * kinds.length)));
+      let pending = order.map((k, i) => ({ id: `i${i}`, kind: k }));
+      for (let round = 0; round < 3 && pending.length > 0; round++) {
+        const cached = new RoundDecisions(views[0]!, ledgers[0]!, opts);
+        const got: Decision[] = pending.map((p) => cached.decide(kinds[p.kind]!(p.id, 0)));
+        const want: Decision[] = pending.map((p) => decide(views[1]!, ledgers[1]!, kinds[p.kind]!(p.id, 1), opts));
+        expect(got, `seed ${seed}, round ${round}`).toEqual(want);
+        expect(ledgers[0]!.endRound()).toEqual(ledgers[1]!.endRound());
+        // Lose every third chosen provider; its boots are decided again next round.
+        const chosen = got.flatMap((d, i) => (d.kind === "chosen" ? [{ p: pending[i]!, providerId: d.choice.providerId }] : []));
+        const lost = new Set(chosen.filter((_, i) => i % 3 === 0).map((c) => c.providerId));
+        for (const id of lost) for (const l of ledgers) l.loseProvider(id);
+        pending = chosen.filter((c) => lost.has(c.providerId)).map((c) => c.p);
+      }
+      expect(groups[0]).toEqual(groups[1]);
+    }
   });
 });
