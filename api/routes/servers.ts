@@ -133,8 +133,9 @@ export const serverRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, c
       },
     },
     async (req, reply) => {
-      // Idempotency-Key (api/idempotency.ts): the boot and the key commit together.
-      const guard = { projectId: req.ctx.projectId, key: idempotencyKeyOf(req.headers), fingerprint: fingerprint("POST", "/v2.1/servers", req.body) };
+      // Idempotency-Key (api/idempotency.ts): the boot and the key commit together; without a key there is nothing to fingerprint.
+      const key = idempotencyKeyOf(req.headers);
+      const guard = { projectId: req.ctx.projectId, key, fingerprint: key === null ? "" : fingerprint("POST", "/v2.1/servers", req.body) };
       const { response, replayed } = await withIdempotency(db, guard, async (trx): Promise<StoredResponse> => {
         const accepted = await acceptBoot(trx, req.ctx, req.id, req.body, { enforceQuotas: config.enforceQuotas ?? true });
         if (req.body.server.return_reservation_id) return { status: 202, body: { reservation_id: accepted.reservationId }, headers: {} };
