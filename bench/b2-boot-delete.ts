@@ -138,7 +138,13 @@ async function warmUp(stack: Stack): Promise<void> {
 
 export async function runOnce(s: Scenario, opts: { profileDir?: string; multiCreate: boolean }) {
   const { profileDir } = opts;
-  const stack = await startStack({ hosts: s.hosts, compiled: !s.tsx, ...(profileDir ? { cpuProf: ["api", "scheduler", "sim"], logStatements: true } : {}) });
+  const stack = await startStack({
+    hosts: s.hosts,
+    compiled: !s.tsx,
+    // B2_LOG_LEVEL=info (with BENCH_KEEP_LOGS=1) keeps every non-routine placement outcome in the scheduler's log.
+    ...(process.env.B2_LOG_LEVEL ? { logLevel: process.env.B2_LOG_LEVEL } : {}),
+    ...(profileDir ? { cpuProf: ["api", "scheduler", "sim"], logStatements: true } : {}),
+  });
   const database = decodeURIComponent(new URL(stack.databaseUrl).pathname.slice(1));
   try {
     await warmUp(stack);

@@ -20,7 +20,7 @@ import { applyReport, applyReportBatch, isBatchable, type BatchableReport, type 
 import { startRecovery } from "./recovery.js";
 import { flushHeartbeats } from "./heartbeats.js";
 import { DEFAULT_VIEW_OPTIONS, HostStateView } from "./host-state-view.js";
-import { placeBatch, placeInstance } from "./place.js";
+import { placeBatch, placeUntilSettled } from "./place.js";
 import { RecentSet } from "../common/recent-set.js";
 
 /** Boots placed per transaction: a multi-create, or whatever is waiting, up to this many. */
@@ -78,9 +78,11 @@ const scheduler = new Worker<ScheduleJob>(
     }
     // Not in the batch: another scheduler's batch holds it and places it (the stranded-boot
     // sweep below catches it if that batch rolls back). Raced: every host it tried was being
-    // claimed; try alone until it lands (placeInstance throws after 50 rounds; the job is retried).
-    const first = outcomes.get(id);
-    const own = first === "raced" ? await placeInstance(deps, id) : (first ?? "skipped");
+    // claimed; those go again until they land, here and now, not after the sweep's 5 to 10 s
+    // (placeUntilSettled throws after 50 passes; the job is retried).
+    const raced = [...outcomes].filter(([, outcome]) => outcome === "raced").map(([instance_id]) => instance_id);
+    if (raced.length > 0) for (const [instance_id, outcome] of await placeUntilSettled(deps, raced)) outcomes.set(instance_id, outcome);
+    const own = outcomes.get(id) ?? "skipped";
     for (const [instance_id, outcome] of outcomes) {
       if (outcome === "placed" || outcome === "no_valid_host") decidedHere.add(instance_id);
       if (outcome === "placed") log.debug({ instance_id, outcome, batch: outcomes.size }, "placement decided");

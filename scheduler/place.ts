@@ -203,10 +203,23 @@ export async function placeBatch(deps: PlacementDeps, which: BatchSelection): Pr
 
 /** Places one instance (waiting for its row lock if another scheduler holds it). */
 export async function placeInstance(deps: PlacementDeps, instanceId: string, _requestId?: string): Promise<PlaceOutcome> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const outcome = (await placeBatch(deps, { ids: [instanceId] })).get(instanceId) ?? "skipped";
-    if (outcome !== "raced") return outcome;
-    await new Promise((r) => setTimeout(r, Math.random() * 20));
+  return (await placeUntilSettled(deps, [instanceId])).get(instanceId) ?? "skipped";
+}
+
+/**
+ * Places the named instances again until none of them is raced (each pass waits for
+ * their row locks, so one held by another batch is decided there, then skipped here);
+ * throws after 50 passes, leaving the rest to the job's retry and the stranded-boot sweep.
+ */
+export async function placeUntilSettled(deps: PlacementDeps, instanceIds: string[]): Promise<Map<string, PlaceOutcome>> {
+  const outcomes = new Map<string, PlaceOutcome>();
+  let left = instanceIds;
+  for (let attempt = 0; attempt < 50 && left.length > 0; attempt++) {
+    if (attempt > 0) await new Promise((r) => setTimeout(r, Math.random() * 20));
+    const pass = await placeBatch(deps, { ids: left });
+    for (const id of left) outcomes.set(id, pass.get(id) ?? "skipped");
+    left = left.filter((id) => outcomes.get(id) === "raced");
   }
-  throw new Error(`could not place instance ${instanceId}: every claim lost its race 50 times`);
+  if (left.length > 0) throw new Error(`could not place ${left.length} instance(s), ${left[0]} first: every claim lost its race 50 times`);
+  return outcomes;
 }
