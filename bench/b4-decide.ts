@@ -125,7 +125,7 @@ export async function latency(hosts: number, decisions: number) {
     const template = await templateBoot(stack);
     const ids = await cloneWaiting(stack.db, template, decisions + 20, false);
     // As the scheduler runs it (scheduler/main.ts): liveness re-read by a timer, not by decisions.
-    const view = new HostStateView(stack.db, { ...DEFAULT_VIEW_OPTIONS, livenessMaxAgeMs: 10_000 });
+    const view = new HostStateView(stack.db, { ...DEFAULT_VIEW_OPTIONS, livenessMaxAgeMs: 10_000, freshWithinMs: (DOWN_TIME_SEC * 1000) / 2 });
     const liveness = setInterval(() => void view.refreshLiveness().catch(() => {}), 2000);
     const deps: PlacementDeps = { db: stack.db, log: createLogger("b4", "silent"), serviceDownTimeSec: DOWN_TIME_SEC, maxAttempts: 3, view };
     const t0 = performance.now();

@@ -191,7 +191,15 @@ export async function readChangedServices(db: Knex | Knex.Transaction, since: Da
   );
 }
 
-/** Every service's last heartbeat, epoch ms. */
-export async function readLiveness(db: Knex | Knex.Transaction): Promise<{ host: string; last_seen_ms: string | number }[]> {
-  return db("compute_services").select("host", db.raw("(extract(epoch FROM last_seen_at) * 1000)::bigint AS last_seen_ms"));
+/** The database's clock (epoch ms), and the last heartbeat of each service not heard from within `freshWithinMs`. */
+export async function readStaleLiveness(db: Knex | Knex.Transaction, freshWithinMs: number): Promise<{ nowMs: number; stale: { host: string; last_seen_ms: number }[] }> {
+  const { rows } = (await prepared(
+    db.raw(
+      `SELECT (extract(epoch FROM now()) * 1000)::bigint AS now_ms,
+              coalesce((SELECT json_agg(json_build_object('host', host, 'last_seen_ms', (extract(epoch FROM last_seen_at) * 1000)::bigint))
+                          FROM compute_services WHERE last_seen_at < now() - make_interval(secs => ?::double precision / 1000)), '[]') AS stale`,
+      [freshWithinMs],
+    ),
+  )) as { rows: { now_ms: number; stale: { host: string; last_seen_ms: number }[] }[] };
+  return { nowMs: rows[0]!.now_ms, stale: rows[0]!.stale };
 }

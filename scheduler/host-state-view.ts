@@ -16,16 +16,22 @@
 import type { Knex } from "knex";
 import { prepared } from "../common/db/prepared.js";
 import type { HostState } from "./host-state.js";
-import { applyAggregates, readAggregates, readChangedServices, readHosts, readLiveness, type HostAggregates, type ReadHost } from "./host-state-rows.js";
+import { applyAggregates, readAggregates, readChangedServices, readHosts, readStaleLiveness, type HostAggregates, type ReadHost } from "./host-state-rows.js";
 
 export interface ViewOptions {
   /** How stale heartbeats may be before a refresh re-reads them (ms). */
   livenessMaxAgeMs: number;
+  /**
+   * A heartbeat newer than this (ms) is read as exactly this old: the liveness read
+   * returns only the services heard from longer ago (none, normally), not every service.
+   * Must stay well under the service down time (the scheduler uses half of it).
+   */
+  freshWithinMs: number;
   /** A full re-read at least this often (ms), a bound on any drift. */
   fullResyncMs: number;
 }
 
-export const DEFAULT_VIEW_OPTIONS: ViewOptions = { livenessMaxAgeMs: 2_000, fullResyncMs: 300_000 };
+export const DEFAULT_VIEW_OPTIONS: ViewOptions = { livenessMaxAgeMs: 2_000, freshWithinMs: 30_000, fullResyncMs: 300_000 };
 
 interface Marks {
   mark: Date;
@@ -68,13 +74,22 @@ export class HostStateView {
     return this.inFlight;
   }
 
-  /** Re-reads the heartbeats of every host now (the scheduler also runs this on a timer). */
+  /**
+   * Brings every host's heartbeat up to date now (the scheduler also runs this on a timer).
+   * Only the services not heard from within freshWithinMs are read, with their exact
+   * heartbeat; every other host counts as heard from freshWithinMs ago, which is never
+   * later than the truth, so no host looks up for longer than it is. At 10,000 hosts the
+   * read of every heartbeat took 9 to 14 ms of the event loop every 2 s, and set B4's p99.
+   */
   async refreshLiveness(): Promise<void> {
     const at = Date.now();
-    for (const r of await readLiveness(this.db)) {
+    const { nowMs, stale } = await readStaleLiveness(this.db, this.opts.freshWithinMs);
+    const floor = nowMs - this.opts.freshWithinMs;
+    for (const h of this.byProvider.values()) if (h.lastSeenMs < floor) h.lastSeenMs = floor;
+    for (const r of stale) {
       const id = this.providerOfHost.get(r.host);
       const h = id ? this.byProvider.get(id) : undefined;
-      if (h) h.lastSeenMs = Number(r.last_seen_ms);
+      if (h) h.lastSeenMs = r.last_seen_ms;
     }
     this.livenessAt = at;
   }

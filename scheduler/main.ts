@@ -35,9 +35,10 @@ const queues = new QueueSet(config.redisUrl, config.queuePrefix);
 const relay = new OutboxRelay({ db, databaseUrl: config.databaseUrl, queues, log });
 await relay.start();
 
-// The heartbeat timer below re-reads liveness every 2 s; a decision re-reads it itself
-// (every service: 10,000 rows at 10,000 hosts) only if that timer has stalled.
-const view = new HostStateView(db, { ...DEFAULT_VIEW_OPTIONS, livenessMaxAgeMs: 10_000 });
+// The heartbeat timer below re-reads liveness every 2 s; a decision re-reads it itself only
+// if that timer has stalled. Heartbeats within half the down time count as fresh (the read
+// returns only the services older than that).
+const view = new HostStateView(db, { ...DEFAULT_VIEW_OPTIONS, livenessMaxAgeMs: 10_000, freshWithinMs: (config.serviceDownTimeSec * 1000) / 2 });
 const deps: ConductorDeps = {
   db,
   log,

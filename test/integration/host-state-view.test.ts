@@ -34,7 +34,7 @@ const hostNamed = (name: string) => view.hosts().find((h) => h.host === name)!;
 
 beforeAll(async () => {
   t = await createTestDatabase();
-  view = new HostStateView(t.db, { livenessMaxAgeMs: 0, fullResyncMs: 3_600_000 });
+  view = new HostStateView(t.db, { livenessMaxAgeMs: 0, freshWithinMs: 30_000, fullResyncMs: 3_600_000 });
 });
 afterAll(async () => t?.drop());
 
@@ -97,6 +97,22 @@ describe("HostStateView", () => {
     await t.db("compute_services").where({ host: "v-2" }).update({ last_seen_at: t.db.raw("now() - interval '1 hour'") });
     await view.refresh();
     expect(Date.now() - hostNamed("v-2").lastSeenMs).toBeGreaterThan(3_000_000);
+  });
+
+  it("reads only the heartbeats older than freshWithinMs; a fresher one counts as exactly that old, never newer than it is", async () => {
+    await t.db("compute_services").where({ host: "v-2" }).update({ last_seen_at: t.db.raw("now() - interval '10 seconds'") });
+    await t.db("compute_services").where({ host: "v-1" }).update({ last_seen_at: t.db.raw("now() - interval '45 seconds'") });
+    await view.refreshLiveness();
+    const age = (host: string) => Date.now() - hostNamed(host).lastSeenMs;
+    // v-2 (10 s) reads as 30 s old, the window; v-1 (45 s, outside it) as its own heartbeat.
+    expect(age("v-2")).toBeGreaterThanOrEqual(30_000 - 1_000);
+    expect(age("v-2")).toBeLessThan(40_000);
+    expect(age("v-1")).toBeGreaterThanOrEqual(45_000 - 1_000);
+    expect(age("v-1")).toBeLessThan(55_000);
+    // Back to a fresh heartbeat: v-1 is inside the window again.
+    await t.db("compute_services").where({ host: "v-1" }).update({ last_seen_at: t.db.fn.now() });
+    await view.refreshLiveness();
+    expect(age("v-1")).toBeLessThan(40_000);
   });
 
   it("reload() forgets a provider that is gone", async () => {
