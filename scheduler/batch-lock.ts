@@ -43,7 +43,8 @@ const EXTRAS = `
 export async function lockBatch(trx: Knex.Transaction, which: BatchSelection): Promise<LockedBoot[]> {
   const cols = ["instances.*", trx.raw(EXTRAS)];
   if ("ids" in which) {
-    return prepared(trx("instances").whereRaw("id = ANY(?::uuid[])", [which.ids]).orderBy("seq").forUpdate().select(cols));
+    // Not prepared: `instances.*` is its result, and a prepared statement's result columns are fixed (common/db/prepared.ts).
+    return trx("instances").whereRaw("id = ANY(?::uuid[])", [which.ids]).orderBy("seq").forUpdate().select(cols);
   }
   const q = trx("instances").where({ vm_state: "building", task_state: "scheduling" }).whereNull("host");
   if (which.minAgeSec) q.where("updated_at", "<", trx.raw("now() - make_interval(secs => ?)", [which.minAgeSec]));
@@ -64,5 +65,5 @@ export async function lockBatch(trx: Knex.Transaction, which: BatchSelection): P
       q.orderByRaw("(reservation_id = ?) DESC, (id = ?) DESC", [own.reservation_id, which.first]);
     }
   }
-  return prepared(q.orderBy("seq").limit(limit).forUpdate().skipLocked().select(cols));
+  return q.orderBy("seq").limit(limit).forUpdate().skipLocked().select(cols);
 }

@@ -10,6 +10,11 @@
  * keeps every statement it was handed for as long as it lives, so only statements whose
  * text comes in a few shapes may be prepared: no `IN (?, ?, …)` or `VALUES (…), (…)`
  * lists that grow with the input (pass arrays, `= ANY(?::uuid[])` or unnest, instead).
+ *
+ * A prepared statement's result columns are fixed when it is prepared: Postgres re-plans it
+ * after a migration, but fails it ("cached plan must not change result type") if its
+ * result gained a column. So a prepared statement never returns `table.*` or `RETURNING *`;
+ * it names its columns.
  */
 import { createHash } from "node:crypto";
 import type { Knex } from "knex";
