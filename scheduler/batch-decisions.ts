@@ -107,16 +107,12 @@ export function decide(
   ledger.take(best, item.spec.resources);
   const group = item.spec.group;
   if (group) group.hosts[best.host] = (group.hosts[best.host] ?? 0) + 1;
-  return {
-    kind: "chosen",
-    choice: {
-      instanceId: item.instanceId,
-      providerId: best.providerId,
-      host: best.host,
-      node: best.hypervisorHostname,
-      alternates: ranked.slice(1).map((h) => h.host),
-    },
-  };
+  return chosen(item, best, ranked.slice(1));
+}
+
+function chosen(item: BatchItem, best: HostState, alternates: readonly HostState[]): Decision {
+  const choice = { instanceId: item.instanceId, providerId: best.providerId, host: best.host, node: best.hypervisorHostname, alternates: alternates.map((h) => h.host) };
+  return { kind: "chosen", choice };
 }
 
 /**
@@ -166,16 +162,7 @@ export class RoundDecisions {
     const stillPasses = runFilters([taken], item.spec).hosts.length === 1;
     this.passing[bestRow] = stillPasses ? 1 : 0;
     rows.update(bestRow, taken);
-    return {
-      kind: "chosen",
-      choice: {
-        instanceId: item.instanceId,
-        providerId: best.providerId,
-        host: best.host,
-        node: best.hypervisorHostname,
-        alternates: ranked.slice(1).map((r) => rows.hosts[r]!.host),
-      },
-    };
+    return chosen(item, best, ranked.slice(1).map((r) => rows.hosts[r]!));
   }
 
   /** One filter pass and weighing for requests like `spec`; false when no host passes. */

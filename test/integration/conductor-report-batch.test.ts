@@ -6,12 +6,11 @@
  * does not grow with the batch.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger } from "../../common/logger.js";
 import { PowerState } from "../../common/power-state.js";
 import { applyReportBatch, type BatchableReport, type ConductorDeps } from "../../scheduler/conductor.js";
 import { planReports } from "../../scheduler/report-batch.js";
 import { lockReportedInstances, writeReportPlan } from "../../scheduler/report-batch-writes.js";
-import { admin, bootables, createExtApp, registerHost, type ExtApp } from "./ext-support.js";
+import { admin, bootables, createExtApp, registerHost, type ExtApp, placementDeps } from "./ext-support.js";
 
 let t: ExtApp;
 let imageId: string;
@@ -30,7 +29,7 @@ beforeAll(async () => {
   const sub = await a.post("/v2.0/subnets", { subnet: { network_id: networkId, cidr: "10.77.0.0/22", ip_version: 4 } });
   expect(sub.status, JSON.stringify(sub.body)).toBe(201);
   for (const host of HOSTS) providers.set(host, (await registerHost(t, host, { vcpus: 512 })).providerId);
-  deps = { db: t.database.db, log: createLogger("test", "silent"), serviceDownTimeSec: 60, maxAttempts: 3 };
+  deps = placementDeps(t);
 });
 afterAll(async () => t?.close());
 

@@ -5,9 +5,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger } from "../../common/logger.js";
 import { placeInstance } from "../../scheduler/place.js";
-import { MEMBER_P1, admin, bootables, client, createExtApp, registerHost, type ExtApp } from "./ext-support.js";
+import { MEMBER_P1, admin, bootables, client, createExtApp, registerHost, type ExtApp, placementDeps } from "./ext-support.js";
 
 let t: ExtApp;
 let imageId: string;
@@ -197,7 +196,7 @@ describe("boots and the scheduler use the aggregate's zone", () => {
   });
 
   it("a boot into the aggregate's zone lands on the aggregate's host", async () => {
-    const deps = { db: t.database.db, log: createLogger("test", "silent"), serviceDownTimeSec: 60, maxAttempts: 3 };
+    const deps = placementDeps(t);
     for (const [az, expected] of [
       ["west", ["az-host-a"]],
       ["edge", ["az-host-c"]],

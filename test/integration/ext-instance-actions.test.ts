@@ -1,9 +1,8 @@
 /** os-instance-actions at 2.1: the create and delete actions the boot path writes, with events for admins. */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger } from "../../common/logger.js";
 import { placeInstance } from "../../scheduler/place.js";
-import { MEMBER_P1, MEMBER_P2, admin, bootables, client, createExtApp, registerHost, type ExtApp } from "./ext-support.js";
+import { MEMBER_P1, MEMBER_P2, admin, bootables, client, createExtApp, registerHost, type ExtApp, placementDeps } from "./ext-support.js";
 
 let t: ExtApp;
 let serverId: string;
@@ -18,7 +17,7 @@ beforeAll(async () => {
   expect(res.status).toBe(202);
   serverId = res.body.server.id;
   createRequestId = res.headers["x-openstack-request-id"] as string;
-  const deps = { db: t.database.db, log: createLogger("test", "silent"), serviceDownTimeSec: 60, maxAttempts: 3 };
+  const deps = placementDeps(t);
   expect(await placeInstance(deps, serverId, createRequestId)).toBe("placed");
 });
 afterAll(async () => t?.close());

@@ -5,9 +5,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger } from "../../common/logger.js";
 import { placeInstance, type PlacementDeps } from "../../scheduler/place.js";
-import { MEMBER_P1, admin, bootables, client, createExtApp, registerHost, type ExtApp } from "./ext-support.js";
+import { MEMBER_P1, admin, bootables, client, createExtApp, registerHost, type ExtApp, placementDeps } from "./ext-support.js";
 
 let t: ExtApp;
 let imageId: string;
@@ -19,7 +18,7 @@ beforeAll(async () => {
   ({ imageId } = await bootables(t));
   ({ serviceId: a1 } = await registerHost(t, "svc-a"));
   ({ serviceId: b1 } = await registerHost(t, "svc-b"));
-  deps = { db: t.database.db, log: createLogger("test", "silent"), serviceDownTimeSec: 60, maxAttempts: 3 };
+  deps = placementDeps(t);
 });
 afterAll(async () => t?.close());
 

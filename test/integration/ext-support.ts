@@ -9,6 +9,8 @@ import os from "node:os";
 import path from "node:path";
 import { expect } from "vitest";
 import { buildApp } from "../../api/app.js";
+import { createLogger } from "../../common/logger.js";
+import type { PlacementDeps } from "../../scheduler/place.js";
 import type { Authenticator } from "../../api/auth/dev-auth.js";
 import { ADMIN_TOKEN, PUBLIC_URL, createTestDatabase, type TestDatabase } from "../support/services.js";
 
@@ -107,4 +109,9 @@ export async function registerHost(
     { provider_id: providerId, resource_class: "DISK_GB", total: 1000, max_unit: 1000 },
   ]);
   return { serviceId, providerId };
+}
+
+/** What placeInstance/placeBatch need to place against the app's database, with a quiet log. */
+export function placementDeps(t: ExtApp, over: Partial<PlacementDeps> = {}): PlacementDeps {
+  return { db: t.database.db, log: createLogger("test", "silent"), serviceDownTimeSec: 60, maxAttempts: 3, ...over };
 }

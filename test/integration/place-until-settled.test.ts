@@ -4,9 +4,8 @@
  * (placeUntilSettled) instead of leaving them to the stranded-boot sweep 5 to 10 s later.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger } from "../../common/logger.js";
 import { placeBatch, placeUntilSettled, type PlacementDeps } from "../../scheduler/place.js";
-import { MEMBER_P1, bootables, client, createExtApp, registerHost, type ExtApp } from "./ext-support.js";
+import { MEMBER_P1, bootables, client, createExtApp, registerHost, type ExtApp, placementDeps } from "./ext-support.js";
 
 let t: ExtApp;
 let imageId: string;
@@ -15,7 +14,7 @@ beforeAll(async () => {
   t = await createExtApp();
   ({ imageId } = await bootables(t));
   await registerHost(t, "svc-settle");
-  deps = { db: t.database.db, log: createLogger("test", "silent"), serviceDownTimeSec: 60, maxAttempts: 3 };
+  deps = placementDeps(t);
 });
 afterAll(async () => t?.close());
 

@@ -4,11 +4,10 @@
  * stores the host's CPU architecture. applyReport runs directly against the test database.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger } from "../../common/logger.js";
 import type { Report } from "../../common/messages.js";
 import { PowerState } from "../../common/power-state.js";
 import { applyReport, type ConductorDeps } from "../../scheduler/conductor.js";
-import { MEMBER_P1, bootables, client, createExtApp, type ExtApp } from "./ext-support.js";
+import { MEMBER_P1, bootables, client, createExtApp, type ExtApp, placementDeps } from "./ext-support.js";
 
 let t: ExtApp;
 let imageId: string;
@@ -17,7 +16,7 @@ beforeAll(async () => {
   t = await createExtApp();
   ({ imageId } = await bootables(t));
   // One attempt: a failed spawn ends the build instead of looking for an alternate.
-  deps = { db: t.database.db, log: createLogger("test", "silent"), serviceDownTimeSec: 60, maxAttempts: 1 };
+  deps = placementDeps(t, { maxAttempts: 1 });
 });
 afterAll(async () => t?.close());
 
