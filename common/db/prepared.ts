@@ -20,13 +20,18 @@ import { createHash } from "node:crypto";
 import type { Knex } from "knex";
 
 const names = new Map<string, string>();
-/** Beyond this many distinct texts a caller is preparing statements of unbounded shapes: a bug. */
-const MAX_NAMES = 500;
+/**
+ * More distinct texts than this means some caller prepares statements of unbounded
+ * shapes (a bug): the statements beyond it run unnamed, as they would without this module,
+ * rather than filling every connection's memory.
+ */
+export const MAX_PREPARED = 500;
 
-export function statementName(sql: string): string {
+/** The statement's name, or null once MAX_PREPARED texts have names. */
+export function statementName(sql: string): string | null {
   let name = names.get(sql);
   if (name === undefined) {
-    if (names.size >= MAX_NAMES) throw new Error(`more than ${MAX_NAMES} distinct prepared statements; one of them has an unbounded shape: ${sql.slice(0, 200)}`);
+    if (names.size >= MAX_PREPARED) return null;
     name = `cirrus_${createHash("sha1").update(sql).digest("hex").slice(0, 20)}`;
     names.set(sql, name);
   }
@@ -35,6 +40,6 @@ export function statementName(sql: string): string {
 
 /** The query, to be run as a named prepared statement. */
 export function prepared<Q extends Knex.Raw | Knex.QueryBuilder>(query: Q): Q {
-  const { sql } = query.toSQL().toNative();
-  return query.options({ name: statementName(sql) }) as Q;
+  const name = statementName(query.toSQL().toNative().sql);
+  return name === null ? query : (query.options({ name }) as Q);
 }

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDb, type Db } from "../../common/db/knex.js";
-import { prepared, statementName } from "../../common/db/prepared.js";
+import { MAX_PREPARED, prepared, statementName } from "../../common/db/prepared.js";
 import { createTestDatabase, type TestDatabase } from "../support/services.js";
 
 let t: TestDatabase;
@@ -44,5 +44,15 @@ describe("prepared statements", () => {
   it("give two texts two names, and one text one name", () => {
     expect(statementName("SELECT 1")).toBe(statementName("SELECT 1"));
     expect(statementName("SELECT 1")).not.toBe(statementName("SELECT 2"));
+  });
+
+  // Last: it fills the module's names up to the cap.
+  it("beyond MAX_PREPARED texts run unnamed, and still answer", async () => {
+    for (let i = 0; i < MAX_PREPARED; i++) statementName(`SELECT ${i} AS filler`);
+    const { rows } = await prepared(one.raw("SELECT ?::int + 1 AS n", [41]));
+    expect(rows).toEqual([{ n: 42 }]);
+    expect(statementName("SELECT $1::int + 1 AS n")).toBeNull();
+    const named = await one.raw("SELECT count(*)::int AS n FROM pg_prepared_statements WHERE statement LIKE 'SELECT $1::int + 1%'");
+    expect(named.rows).toEqual([{ n: 0 }]);
   });
 });
