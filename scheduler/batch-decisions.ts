@@ -120,12 +120,17 @@ function chosen(item: BatchItem, best: HostState, alternates: readonly HostState
  * or many boots of one flavor and image) share one filter pass and one weighing of every
  * host: filters and weighers look at one host at a time, so after a decision only the
  * host it took resources on can change its verdict or its values, and only that host is
- * filtered and weighed again. The choices are exactly decide()'s. A request in a server
- * group is decided alone (each member's choice changes the group's hosts for the next).
- * Made afresh each round: a lost claim changes the view between rounds.
+ * filtered and weighed again. The choices are exactly decide()'s. The first boot of a run
+ * is decided alone, as a lone boot is (the shared pass keeps every host's weigher values,
+ * more than one decision needs); the second builds the pass. A request in a server group
+ * is decided alone (each member's choice changes the group's hosts for the next). Made
+ * afresh each round: a lost claim changes the view between rounds.
  */
 export class RoundDecisions {
+  /** The request the shared pass was made for (null: none, or out of date). */
   private key: string | null = null;
+  /** The request of the previous decision: the second of a run builds the shared pass. */
+  private previous: string | null = null;
   private rows: WeighedRows | null = null;
   private passing = new Uint8Array(0);
 
@@ -137,11 +142,13 @@ export class RoundDecisions {
 
   decide(item: BatchItem): Decision {
     const key = shareableKey(item.spec);
-    if (key === null) {
-      this.key = null; // decide() may take from a host the cache holds
+    if (key === null || (key !== this.key && (key !== this.previous || !this.load(key, item.spec)))) {
+      // Alone, as a lone boot is decided (no pass to share yet, or nothing passes); it may
+      // take from a host the shared pass holds, so that pass is out of date.
+      this.previous = key;
+      this.key = null;
       return decide(this.view, this.ledger, item, this.opts);
     }
-    if (key !== this.key && !this.load(key, item.spec)) return decide(this.view, this.ledger, item, this.opts);
     const rows = this.rows!;
     const open: number[] = [];
     let anyPassing = false;

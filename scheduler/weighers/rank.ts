@@ -17,8 +17,15 @@ export function hostWeights(hosts: readonly HostState[], weighers: readonly Weig
   const m = active.length;
   const values = new Float64Array(hosts.length * m);
   fillRows(active, hosts, values);
-  const totals = new Float64Array(hosts.length);
-  for (let j = 0; j < m; j++) accumulate(values, m, j, active[j]!.multiplier, totals);
+  const rows = new Int32Array(hosts.length);
+  for (let i = 0; i < rows.length; i++) rows[i] = i;
+  return totalsOf(values, active, rows);
+}
+
+/** Each of `rows`' total: its values normalised across those rows, multiplied and summed. */
+function totalsOf(values: Float64Array, weighers: readonly Weigher[], rows: Int32Array): Float64Array {
+  const totals = new Float64Array(rows.length);
+  for (let j = 0; j < weighers.length; j++) accumulate(values, weighers.length, j, weighers[j]!.multiplier, rows, totals);
   return totals;
 }
 
@@ -31,28 +38,18 @@ function fillRows(ws: Weigher[], hosts: readonly HostState[], out: Float64Array)
   }
 }
 
-/** The given rows of a row-major matrix with `m` columns, in that order. */
-function gather(values: Float64Array, m: number, rows: Int32Array): Float64Array {
-  const out = new Float64Array(rows.length * m);
-  for (let i = 0; i < rows.length; i++) {
-    const from = rows[i]! * m;
-    for (let j = 0; j < m; j++) out[i * m + j] = values[from + j]!;
-  }
-  return out;
-}
-
-/** Adds column `offset` of `values`, normalised and multiplied, to the totals. */
-function accumulate(values: Float64Array, stride: number, offset: number, multiplier: number, totals: Float64Array): void {
+/** Adds column `offset` of the given rows of `values`, normalised across them and multiplied, to their totals. */
+function accumulate(values: Float64Array, stride: number, offset: number, multiplier: number, rows: Int32Array, totals: Float64Array): void {
   let min = Infinity;
   let max = -Infinity;
-  for (let k = offset; k < values.length; k += stride) {
-    const v = values[k]!;
+  for (let i = 0; i < rows.length; i++) {
+    const v = values[rows[i]! * stride + offset]!;
     if (v < min) min = v;
     if (v > max) max = v;
   }
   if (!(max > min)) return;
   const scale = multiplier / (max - min);
-  for (let i = 0, k = offset; k < values.length; i++, k += stride) totals[i]! += (values[k]! - min) * scale;
+  for (let i = 0; i < rows.length; i++) totals[i]! += (values[rows[i]! * stride + offset]! - min) * scale;
 }
 
 /** Whether host i ranks before host j. */
@@ -131,10 +128,7 @@ export class WeighedRows {
 
   /** The best k of `rows`, best first, as rank() would order those hosts. */
   rank(rows: Int32Array, k: number): number[] {
-    const m = this.weighers.length;
-    const picked = gather(this.values, m, rows);
-    const totals = new Float64Array(rows.length);
-    for (let j = 0; j < m; j++) accumulate(picked, m, j, this.weighers[j]!.multiplier, totals);
+    const totals = totalsOf(this.values, this.weighers, rows);
     const hosts = this.hosts;
     const first: Before = (a, b) => {
       const wa = totals[a]!;
