@@ -52,6 +52,11 @@ export function fingerprint(method: string, path: string, body: unknown): string
   return createHash("sha256").update(`${method.toUpperCase()} ${path}\n${canonicalJson(body)}`).digest("hex");
 }
 
+/** withIdempotency's guard for a POST: without a key there is nothing to hold it to, so no fingerprint is computed. */
+export function postGuard(projectId: string, key: string | null, path: string, body: unknown): { projectId: string; key: string | null; fingerprint: string } {
+  return { projectId, key, fingerprint: key === null ? "" : fingerprint("POST", path, body) };
+}
+
 /** The key from the request headers, checked: printable ASCII, 1..255 characters, one value. */
 export function idempotencyKeyOf(headers: Record<string, string | string[] | undefined>): string | null {
   const raw = headers[IDEMPOTENCY_HEADER];

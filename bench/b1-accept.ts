@@ -32,6 +32,7 @@ function medianCpu(runs: CpuPerRequest[]): CpuPerRequest {
 export async function run(opts: { quick: boolean; profileDir?: string }): Promise<Record<string, unknown>> {
   const repeats = opts.quick ? 1 : 3;
   const total = opts.quick ? 300 : 1000;
+  const warmup = opts.quick ? 100 : WARMUP_BOOTS;
   const sequential: LoadResult[] = [];
   const concurrent: LoadResult[] = [];
   const sequentialCpu: CpuPerRequest[] = [];
@@ -44,7 +45,7 @@ export async function run(opts: { quick: boolean; profileDir?: string }): Promis
       const fixtures = await createBootFixtures(api.apiUrl, api.headers);
       const post = (prefix: string) => (i: number) => ({ method: "POST", path: "/v2.1/servers", body: bootBody(fixtures, `${prefix}-${i}`) });
       const load = { baseUrl: api.apiUrl, headers: api.headers, total, expectStatus: 202 };
-      await runLoad({ ...load, total: opts.quick ? 100 : WARMUP_BOOTS, clients: 16, next: post("warm") });
+      await runLoad({ ...load, total: warmup, clients: 16, next: post("warm") });
       const cpu = new CpuMeter(api.db, DATABASE, { api: api.pid });
       const measured = async (clients: number, prefix: string, results: LoadResult[], cpuRuns: CpuPerRequest[]) => {
         await cpu.start();
@@ -70,7 +71,7 @@ export async function run(opts: { quick: boolean; profileDir?: string }): Promis
       "boot body: flavor, image, one network (port and fixed IP allocated in the boot transaction), 2 metadata items; " +
       "no scheduler running: accepted boots wait in the schedule queue (published by the API's outbox relay)",
     requestsPerRun: total,
-    warmupBoots: opts.quick ? 100 : WARMUP_BOOTS,
+    warmupBoots: warmup,
     sequential: { ...medianOfRuns(sequential), cpuMsPerRequest: medianCpu(sequentialCpu) },
     clients16: { ...medianOfRuns(concurrent), cpuMsPerRequest: medianCpu(concurrentCpu) },
     machineLoadAverage1mAtStart: loadAverages,

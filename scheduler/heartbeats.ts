@@ -17,7 +17,7 @@ export async function flushHeartbeats(redis: Redis, db: Knex, prefix: string): P
       `UPDATE compute_services cs SET last_seen_at = to_timestamp(v.ms / 1000.0)
          FROM unnest(?::text[], ?::bigint[]) AS v(host, ms)
         WHERE cs.host = v.host AND cs.last_seen_at < to_timestamp(v.ms / 1000.0)`,
-      [entries.map(([host]) => host), entries.map(([, ms]) => Number(ms))] as unknown as Knex.RawBinding[],
+      [entries.map(([host]) => host), entries.map(([, ms]) => Number(ms))],
     ),
   );
   return (result as { rowCount: number }).rowCount;

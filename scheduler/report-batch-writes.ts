@@ -80,6 +80,7 @@ async function updateInstances(trx: Knex.Transaction, writes: readonly InstanceW
          FROM unnest(?::uuid[], ?::text[], ?::text[], ?::int[], ?::boolean[], ?::boolean[])
               AS v(id, vm_state, task_state, power_state, launched, deleted)
         WHERE i.id = v.id`,
+      // task_state holds nulls, which knex's binding type does not admit in an array.
       [column("id"), column("vm_state"), column("task_state"), column("power_state"), column("launched"), column("deleted")] as unknown as Knex.RawBinding[],
     ),
   );

@@ -8,7 +8,7 @@ import { errors } from "../schemas/common.js";
 import { Server } from "../schemas/server.js";
 import { ServerActionBody } from "../schemas/server-actions.js";
 import { runAction } from "../servers/actions.js";
-import { IdempotencyHeaders, fingerprint, idempotencyKeyOf, withIdempotency, type StoredResponse } from "../idempotency.js";
+import { IdempotencyHeaders, idempotencyKeyOf, postGuard, withIdempotency, type StoredResponse } from "../idempotency.js";
 import { renderServer } from "../servers/render.js";
 
 export const serverActionRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, config, rpc }) => {
@@ -41,7 +41,7 @@ export const serverActionRoutes: FastifyPluginAsync<RouteDeps> = async (plain, {
       if (!isUuid(req.params.id)) throw notFound(`Instance ${req.params.id} could not be found.`);
       // Idempotency-Key (api/idempotency.ts); a console read has nothing to repeat, so it takes none.
       const key = "os-getConsoleOutput" in req.body ? null : idempotencyKeyOf(req.headers);
-      const guard = { projectId: req.ctx.projectId, key, fingerprint: key === null ? "" : fingerprint("POST", `/v2.1/servers/${req.params.id}/action`, req.body) };
+      const guard = postGuard(req.ctx.projectId, key, `/v2.1/servers/${req.params.id}/action`, req.body);
       const { response, replayed } = await withIdempotency(db, guard, async (tx): Promise<StoredResponse> => {
         const outcome = await runAction(
           { db: tx, publicUrl: config.publicUrl, serviceDownTimeSec: config.serviceDownTimeSec, rpc: rpc ?? null },

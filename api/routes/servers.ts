@@ -11,7 +11,7 @@ import { nextLink, pageSize } from "../pagination.js";
 import { NoBody, errors, Links } from "../schemas/common.js";
 import { Server, ServerCreateBody, ServerCreated, ServerListQuery, ServerSummary, ServerUpdateBody } from "../schemas/server.js";
 import { acceptBoot } from "../servers/create.js";
-import { IdempotencyHeaders, fingerprint, idempotencyKeyOf, withIdempotency, type StoredResponse } from "../idempotency.js";
+import { IdempotencyHeaders, idempotencyKeyOf, postGuard, withIdempotency, type StoredResponse } from "../idempotency.js";
 import { requestDelete } from "../servers/delete.js";
 import { liveServers, serverViewColumns, type ServerPageRow } from "../servers/load.js";
 import { renderRows, renderServer } from "../servers/render.js";
@@ -133,9 +133,8 @@ export const serverRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, c
       },
     },
     async (req, reply) => {
-      // Idempotency-Key (api/idempotency.ts): the boot and the key commit together; without a key there is nothing to fingerprint.
-      const key = idempotencyKeyOf(req.headers);
-      const guard = { projectId: req.ctx.projectId, key, fingerprint: key === null ? "" : fingerprint("POST", "/v2.1/servers", req.body) };
+      // Idempotency-Key (api/idempotency.ts): the boot and the key commit together.
+      const guard = postGuard(req.ctx.projectId, idempotencyKeyOf(req.headers), "/v2.1/servers", req.body);
       const { response, replayed } = await withIdempotency(db, guard, async (trx): Promise<StoredResponse> => {
         const accepted = await acceptBoot(trx, req.ctx, req.id, req.body, { enforceQuotas: config.enforceQuotas ?? true });
         if (req.body.server.return_reservation_id) return { status: 202, body: { reservation_id: accepted.reservationId }, headers: {} };
