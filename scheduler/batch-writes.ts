@@ -31,7 +31,10 @@ export interface Placement {
  * providers only, their allocations, the instances' host and state, their spawn jobs in
  * the outbox (with one wake-up for the relay) and the "schedule_instances" events.
  * Every set goes in as one JSON parameter, so the SQL text is the same whatever the
- * batch size. Returns the providers won.
+ * batch size. The providers' ids also go in as an array, so that they are found by an
+ * index probe (`= ANY(array)`): the plan guesses 100 rows for a JSON set, and at 1,000
+ * hosts it hash-joined them against a scan of every provider (0.2 ms of the statement's
+ * 0.9). Returns the providers won.
  */
 export async function claimAndPlace(trx: Knex.Transaction, claims: ProviderClaim[], chosen: Placement[]): Promise<Set<string>> {
   if (claims.length === 0) return new Set();
@@ -59,7 +62,7 @@ export async function claimAndPlace(trx: Knex.Transaction, claims: ProviderClaim
   const { rows } = (await prepared(trx.raw(
     `WITH want AS (SELECT * FROM json_to_recordset(?::json) AS w(id uuid, gen bigint, n int)),
           locked AS (SELECT rp.id FROM resource_providers rp JOIN want w ON w.id = rp.id
-                      WHERE rp.generation = w.gen FOR UPDATE OF rp SKIP LOCKED),
+                      WHERE rp.id = ANY(?::uuid[]) AND rp.generation = w.gen FOR UPDATE OF rp SKIP LOCKED),
           claimed AS (UPDATE resource_providers rp SET generation = rp.generation + w.n
                         FROM want w WHERE rp.id = w.id AND rp.id IN (SELECT id FROM locked)
                       RETURNING rp.id),
@@ -87,7 +90,7 @@ export async function claimAndPlace(trx: Knex.Transaction, claims: ProviderClaim
           ev_touch AS (UPDATE instance_actions SET updated_at = now() FROM ev WHERE instance_actions.id = ev.id),
           wake AS (SELECT pg_notify(?, '') FROM (SELECT 1 FROM job LIMIT 1) AS any_job)
      SELECT id, (SELECT count(*) FROM wake) AS woke FROM claimed`,
-    [JSON.stringify(want), JSON.stringify(allocations), JSON.stringify(instances), JSON.stringify(jobs), JSON.stringify(events), OUTBOX_CHANNEL],
+    [JSON.stringify(want), want.map((w) => w.id), JSON.stringify(allocations), JSON.stringify(instances), JSON.stringify(jobs), JSON.stringify(events), OUTBOX_CHANNEL],
   ))) as { rows: { id: string }[] };
   return new Set(rows.map((r) => r.id));
 }
