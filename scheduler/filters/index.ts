@@ -34,6 +34,8 @@ export function filtersFor(_spec: RequestSpec): readonly HostFilter[] {
   return DEFAULT_FILTERS;
 }
 
+const PASS: HostFilter = { name: "none", passes: () => true };
+
 export interface FilterResult {
   hosts: HostState[];
   /** How many hosts each filter left, in order, up to the first that left none: the why of a "No valid host". */
@@ -53,14 +55,26 @@ export function runFilters(hosts: readonly HostState[], spec: RequestSpec, filte
   const checks = active.map((i) => filters[i]!);
   const refused = new Array<number>(filters.length).fill(0);
   const kept: HostState[] = [];
-  next: for (const host of hosts) {
-    for (let j = 0; j < checks.length; j++) {
-      if (!checks[j]!.passes(host, spec)) {
-        refused[active[j]!]! += 1;
-        continue next;
+  // The first four checks from call sites of their own, as rank.ts's fillRows calls weighers.
+  const n = checks.length;
+  const [c0 = PASS, c1 = PASS, c2 = PASS, c3 = PASS] = checks;
+  for (let i = 0; i < hosts.length; i++) {
+    const host = hosts[i]!;
+    let failed = -1;
+    if (n > 0 && !c0.passes(host, spec)) failed = 0;
+    else if (n > 1 && !c1.passes(host, spec)) failed = 1;
+    else if (n > 2 && !c2.passes(host, spec)) failed = 2;
+    else if (n > 3 && !c3.passes(host, spec)) failed = 3;
+    else {
+      for (let j = 4; j < n; j++) {
+        if (!checks[j]!.passes(host, spec)) {
+          failed = j;
+          break;
+        }
       }
     }
-    kept.push(host);
+    if (failed < 0) kept.push(host);
+    else refused[active[failed]!]! += 1;
   }
   const trail: FilterResult["trail"] = [];
   let remaining = hosts.length;

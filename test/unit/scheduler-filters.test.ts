@@ -275,4 +275,23 @@ describe("runFilters", () => {
       { filter: "Spy", remaining: 2 },
     ]);
   });
+
+  it("with one to eight filters, keeps and counts exactly what filtering one filter after another does", () => {
+    // Filters that refuse hosts by a bit of their index: every position, the generic tail after the fourth included.
+    const byBit = (bit: number): HostFilter => ({ name: `Bit${bit}`, passes: (h) => ((Number(h.host.slice(1)) >> bit) & 1) === 0 });
+    const hosts = Array.from({ length: 300 }, (_, i) => host(`h${i}`));
+    for (let n = 1; n <= 8; n++) {
+      const filters = Array.from({ length: n }, (_, bit) => byBit(bit));
+      let left = hosts;
+      const trail: { filter: string; remaining: number }[] = [];
+      for (const f of filters) {
+        left = left.filter((h) => f.passes(h, spec()));
+        trail.push({ filter: f.name, remaining: left.length });
+        if (left.length === 0) break;
+      }
+      const r = runFilters(hosts, spec(), filters);
+      expect(r.hosts, `${n} filters`).toEqual(left);
+      expect(r.trail, `${n} filters`).toEqual(trail);
+    }
+  });
 });

@@ -46,6 +46,21 @@ describe("hostWeights", () => {
     hostWeights([host("a", 1), host("b", 2)], [spy]);
     expect(calls).toBe(0);
   });
+  it("gives every weigher its own column, one to eight of them (the generic tail after the sixth included)", () => {
+    const next = lcg(7);
+    const hosts = Array.from({ length: 50 }, (_, i) => host(`h${i}`, Math.floor(next() * 16000), 1 + Math.floor(next() * 7)));
+    const weighers = Array.from({ length: 8 }, (_, j): Weigher => ({ name: `W${j}`, multiplier: j + 1, value: (h) => ((h.resources.MEMORY_MB!.used * (j + 3)) % 97) + j * h.resources.VCPU!.used }));
+    for (let m = 1; m <= 8; m++) {
+      const ws = weighers.slice(0, m);
+      const expected = hosts.map(() => 0);
+      for (const w of ws) {
+        const values = hosts.map((h) => w.value(h));
+        const [min, max] = [Math.min(...values), Math.max(...values)];
+        values.forEach((v, i) => (expected[i]! += max > min ? ((v - min) / (max - min)) * w.multiplier : 0));
+      }
+      Array.from(hostWeights(hosts, ws)).forEach((got, i) => expect(got, `${m} weighers, host ${i}`).toBeCloseTo(expected[i]!, 9));
+    }
+  });
 });
 
 describe("rank", () => {
