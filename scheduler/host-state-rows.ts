@@ -10,7 +10,8 @@ import { RESOURCE_CLASSES, type ResourceClass } from "../common/messages.js";
 import type { HostState } from "./host-state.js";
 
 interface ProviderRow {
-  provider_id: string;
+  /** Null only in the row that carries a read's mark when nothing changed. */
+  provider_id: string | null;
   host: string;
   hypervisor_hostname: string;
   generation: string | number;
@@ -39,7 +40,7 @@ export interface HostAggregates {
   metadata: Record<string, string[]>;
 }
 
-export type Which = { all: true } | { ids: string[] } | { changedSince: Date };
+export type Which = { all: true } | { ids: string[] } | { changedSinceXid: string };
 
 /** A host as read, with the zone its service registered (an aggregate's zone may override it). */
 export interface ReadHost {
@@ -47,17 +48,18 @@ export interface ReadHost {
   serviceZone: string | null;
 }
 
-/** Providers (all, some, or those changed since a time) as HostState, with aggregate data applied. */
-export async function readHosts(db: Knex | Knex.Transaction, which: Which, aggregates: Map<string, HostAggregates>): Promise<ReadHost[]> {
+/** The oldest transaction still running at this statement's snapshot: what a later read of changes starts from. */
+const SNAPSHOT_XMIN = "pg_snapshot_xmin(pg_current_snapshot())::text";
+
+function hostsQuery(which: Which): { sql: string; params: Knex.RawBinding[] } {
   let where = "TRUE";
   const params: Knex.RawBinding[] = [];
   if ("ids" in which) {
-    if (which.ids.length === 0) return [];
     where = "rp.id = ANY(?::uuid[])";
     params.push(`{${which.ids.join(",")}}`);
-  } else if ("changedSince" in which) {
-    where = "rp.changed_at > ?";
-    params.push(which.changedSince);
+  } else if ("changedSinceXid" in which) {
+    where = "rp.changed_xid >= ?::xid8";
+    params.push(which.changedSinceXid);
   }
   // A few providers: everything about them by index probes. OFFSET 0 keeps each LATERAL
   // subquery from being pulled up into a join, which the planner would otherwise turn into
@@ -78,8 +80,7 @@ export async function readHosts(db: Knex | Knex.Transaction, which: Which, aggre
       : `LEFT JOIN LATERAL (SELECT sum(a.used) AS used FROM allocations a
                               WHERE a.provider_id = rp.id AND a.resource_class = inv.resource_class) u ON TRUE
          LEFT JOIN LATERAL (SELECT count(DISTINCT a.consumer_id) AS n FROM allocations a WHERE a.provider_id = rp.id) c ON TRUE`;
-  const { rows } = (await prepared(db.raw(
-    `SELECT rp.id AS provider_id, rp.generation, cs.host, cs.hypervisor_hostname, cs.status, cs.forced_down,
+  const sql = `SELECT rp.id AS provider_id, rp.generation, cs.host, cs.hypervisor_hostname, cs.status, cs.forced_down,
             cs.availability_zone AS service_zone, cs.hypervisor_type, cs.cpu_arch, cs.failed_builds,
             (extract(epoch FROM cs.last_seen_at) * 1000)::bigint AS last_seen_ms,
             inv.resource_class, inv.total, inv.reserved, inv.min_unit, inv.max_unit, inv.step_size, inv.allocation_ratio,
@@ -87,11 +88,66 @@ export async function readHosts(db: Knex | Knex.Transaction, which: Which, aggre
        FROM resource_providers rp
        ${joins}
        ${usage}
-      WHERE ${where}`,
-    params,
-  ))) as { rows: ProviderRow[] };
+      WHERE ${where}`;
+  return { sql, params };
+}
+
+/** Providers (all, or some) as HostState, with aggregate data applied. */
+export async function readHosts(db: Knex | Knex.Transaction, which: { all: true } | { ids: string[] }, aggregates: Map<string, HostAggregates>): Promise<ReadHost[]> {
+  if ("ids" in which && which.ids.length === 0) return [];
+  const { sql, params } = hostsQuery(which);
+  const { rows } = (await prepared(db.raw(sql, params))) as { rows: ProviderRow[] };
+  return toReadHosts(rows, aggregates);
+}
+
+/** What changed since a mark: providers, services (heartbeats aside), the aggregates' epoch, and the next mark. */
+export interface Changes {
+  mark: string;
+  aggregatesAt: string;
+  hosts: ReadHost[];
+  services: ServiceRow[];
+}
+
+/**
+ * The providers and services changed by transactions that had not finished at the
+ * snapshot whose mark is `sinceXid` (each changed row carries the id of the transaction
+ * that last changed it: migration 008), the aggregates' epoch, and this read's own mark,
+ * in one statement (a round trip costs more than the statement on this kind of machine).
+ * Every change that snapshot could not see was made by a transaction at least as new as
+ * its oldest running one, so nothing is missed, whenever it committed.
+ */
+export async function readChanges(db: Knex, sinceXid: string, aggregates: Map<string, HostAggregates>): Promise<Changes> {
+  const { sql, params } = hostsQuery({ changedSinceXid: sinceXid });
+  const { rows } = (await prepared(
+    db.raw(
+      `SELECT m.mark, m.aggregates_at, m.services, h.*
+         FROM (SELECT ${SNAPSHOT_XMIN} AS mark,
+                      (SELECT aggregates_changed_at::text FROM scheduler_epochs WHERE id = 1) AS aggregates_at,
+                      (SELECT coalesce(json_agg(json_build_object(
+                                'host', host, 'status', status, 'forced_down', forced_down, 'availability_zone', availability_zone,
+                                'hypervisor_type', hypervisor_type, 'hypervisor_hostname', hypervisor_hostname, 'cpu_arch', cpu_arch,
+                                'failed_builds', failed_builds, 'last_seen_ms', (extract(epoch FROM last_seen_at) * 1000)::bigint)), '[]')
+                         FROM compute_services WHERE changed_xid >= ?::xid8) AS services) m
+         LEFT JOIN (${sql}) h ON TRUE`,
+      [sinceXid, ...params],
+    ),
+  )) as { rows: (ProviderRow & { mark: string; aggregates_at: string | null; services: ServiceRow[] })[] };
+  const first = rows[0]!;
+  return { mark: first.mark, aggregatesAt: first.aggregates_at ?? "", hosts: toReadHosts(rows, aggregates), services: first.services };
+}
+
+/** The mark to read later changes from, and the aggregates' epoch: taken before a full read of hosts and aggregates. */
+export async function readMark(db: Knex): Promise<{ mark: string; aggregatesAt: string }> {
+  const { rows } = (await prepared(
+    db.raw(`SELECT ${SNAPSHOT_XMIN} AS mark, (SELECT aggregates_changed_at::text FROM scheduler_epochs WHERE id = 1) AS aggregates_at`),
+  )) as { rows: { mark: string; aggregates_at: string | null }[] };
+  return { mark: rows[0]!.mark, aggregatesAt: rows[0]!.aggregates_at ?? "" };
+}
+
+function toReadHosts(rows: ProviderRow[], aggregates: Map<string, HostAggregates>): ReadHost[] {
   const hosts = new Map<string, ReadHost>();
   for (const r of rows) {
+    if (r.provider_id === null) continue; // the mark's row when nothing changed
     let h = hosts.get(r.provider_id)?.state;
     if (!h) {
       h = {
@@ -177,18 +233,6 @@ export interface ServiceRow {
   cpu_arch: string | null;
   failed_builds: number;
   last_seen_ms: string | number;
-}
-
-/** Services whose scheduling-relevant fields changed since a time (heartbeats do not count). */
-export async function readChangedServices(db: Knex | Knex.Transaction, since: Date): Promise<ServiceRow[]> {
-  return prepared(
-    db("compute_services")
-      .where("changed_at", ">", since)
-      .select(
-        "host", "status", "forced_down", "availability_zone", "hypervisor_type", "hypervisor_hostname", "cpu_arch", "failed_builds",
-        db.raw("(extract(epoch FROM last_seen_at) * 1000)::bigint AS last_seen_ms"),
-      ),
-  );
 }
 
 /** The database's clock (epoch ms), and the last heartbeat of each service not heard from within `freshWithinMs`. */

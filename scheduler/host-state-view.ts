@@ -2,21 +2,24 @@
  * The scheduler's picture of every host, held in memory and refreshed incrementally,
  * so a decision at 10,000 hosts does not re-read 10,000 hosts.
  *
- * What changed is found through `changed_at` columns that triggers keep (migration
- * 006): a provider's row changes with every claim and release (its generation is
- * bumped), a service's row when anything but its heartbeat changes, and one epoch row
- * when aggregates change. A refresh reads only rows changed since its mark. The mark is
- * the older of "now" and the start of the oldest write transaction still open, because
- * a transaction that commits later may have stamped its rows before the refresh ran.
+ * What changed is found through columns that triggers keep: a provider's row changes with
+ * every claim and release (its generation is bumped), a service's row when anything but
+ * its heartbeat changes (migration 006), and each such change records the transaction
+ * that made it (changed_xid, migration 008); one epoch row moves when aggregates change.
+ * A refresh reads the rows changed by any transaction that had not finished when the
+ * previous refresh read (its snapshot's xmin, returned by the same statement), so a
+ * change made before a refresh and committed after it is still read by the next one.
+ * Providers and services are read in one statement: one round trip.
  * Heartbeats (last_seen_at) are re-read as a whole on a slower timer.
  *
  * The view can still be behind the database: the claim's compare-and-set decides, a
  * lost one reloads that provider, and a full re-read now and then bounds any drift.
  */
 import type { Knex } from "knex";
-import { prepared } from "../common/db/prepared.js";
 import type { HostState } from "./host-state.js";
-import { applyAggregates, readAggregates, readChangedServices, readHosts, readStaleLiveness, type HostAggregates, type ReadHost } from "./host-state-rows.js";
+import {
+  applyAggregates, readAggregates, readChanges, readHosts, readMark, readStaleLiveness, type HostAggregates, type ReadHost,
+} from "./host-state-rows.js";
 
 export interface ViewOptions {
   /** How stale heartbeats may be before a refresh re-reads them (ms). */
@@ -33,18 +36,14 @@ export interface ViewOptions {
 
 export const DEFAULT_VIEW_OPTIONS: ViewOptions = { livenessMaxAgeMs: 2_000, freshWithinMs: 30_000, fullResyncMs: 300_000 };
 
-interface Marks {
-  mark: Date;
-  aggregatesAt: string;
-}
-
 export class HostStateView {
   private readonly byProvider = new Map<string, HostState>();
   private readonly providerOfHost = new Map<string, string>();
   private list: HostState[] | null = null;
   private aggregates = new Map<string, HostAggregates>();
   private aggregatesAt: string | null = null;
-  private since: Date | null = null;
+  /** Where the next read of changes starts (a pg_snapshot_xmin mark); null before the first load. */
+  private since: string | null = null;
   private loadedAt = 0;
   private livenessAt = 0;
   private stale = new Set<string>();
@@ -108,51 +107,55 @@ export class HostStateView {
   }
 
   private async doRefresh(): Promise<void> {
-    const marks = await this.readMarks();
-    const full = this.since === null || Date.now() - this.loadedAt > this.opts.fullResyncMs;
-    if (full) {
-      this.aggregates = await readAggregates(this.db);
-      const hosts = await readHosts(this.db, { all: true }, this.aggregates);
-      this.byProvider.clear();
-      this.providerOfHost.clear();
-      this.serviceZones.clear();
-      this.list = null;
-      for (const h of hosts) this.put(h);
-      this.loadedAt = Date.now();
-      this.livenessAt = this.loadedAt;
-      this.stale.clear();
-    } else {
-      if (marks.aggregatesAt !== this.aggregatesAt) {
-        this.aggregates = await readAggregates(this.db);
-        for (const h of this.byProvider.values()) applyAggregates(h, this.serviceZone(h), this.aggregates.get(h.host));
-      }
-      for (const h of await readHosts(this.db, { changedSince: this.since! }, this.aggregates)) {
-        this.stale.delete(h.state.providerId);
-        this.put(h);
-      }
-      for (const s of await readChangedServices(this.db, this.since!)) {
-        const id = this.providerOfHost.get(s.host);
-        const h = id ? this.byProvider.get(id) : undefined;
-        if (!h) continue;
-        h.enabled = s.status === "enabled";
-        h.forcedDown = s.forced_down;
-        h.hypervisorType = s.hypervisor_type;
-        h.hypervisorHostname = s.hypervisor_hostname;
-        h.cpuArch = s.cpu_arch;
-        h.failedBuilds = s.failed_builds;
-        h.lastSeenMs = Number(s.last_seen_ms);
-        this.serviceZones.set(h.providerId, s.availability_zone);
-        applyAggregates(h, s.availability_zone, this.aggregates.get(h.host));
-      }
-      if (this.stale.size > 0) {
-        const ids = [...this.stale];
-        this.stale.clear();
-        await this.reload(this.db, ids);
-      }
-      if (Date.now() - this.livenessAt > this.opts.livenessMaxAgeMs) await this.refreshLiveness();
+    if (this.since === null || Date.now() - this.loadedAt > this.opts.fullResyncMs) return this.fullLoad();
+    const changed = await readChanges(this.db, this.since, this.aggregates);
+    for (const h of changed.hosts) {
+      this.stale.delete(h.state.providerId);
+      this.put(h);
     }
-    this.since = marks.mark;
-    this.aggregatesAt = marks.aggregatesAt;
+    if (changed.aggregatesAt !== this.aggregatesAt) {
+      this.aggregates = await readAggregates(this.db);
+      for (const h of this.byProvider.values()) applyAggregates(h, this.serviceZone(h), this.aggregates.get(h.host));
+      this.aggregatesAt = changed.aggregatesAt;
+    }
+    for (const s of changed.services) {
+      const id = this.providerOfHost.get(s.host);
+      const h = id ? this.byProvider.get(id) : undefined;
+      if (!h) continue;
+      h.enabled = s.status === "enabled";
+      h.forcedDown = s.forced_down;
+      h.hypervisorType = s.hypervisor_type;
+      h.hypervisorHostname = s.hypervisor_hostname;
+      h.cpuArch = s.cpu_arch;
+      h.failedBuilds = s.failed_builds;
+      h.lastSeenMs = Number(s.last_seen_ms);
+      this.serviceZones.set(h.providerId, s.availability_zone);
+      applyAggregates(h, s.availability_zone, this.aggregates.get(h.host));
+    }
+    if (this.stale.size > 0) {
+      const ids = [...this.stale];
+      this.stale.clear();
+      await this.reload(this.db, ids);
+    }
+    if (Date.now() - this.livenessAt > this.opts.livenessMaxAgeMs) await this.refreshLiveness();
+    this.since = changed.mark;
+  }
+
+  /** Every host and aggregate, read after the mark that later refreshes start from. */
+  private async fullLoad(): Promise<void> {
+    const { mark, aggregatesAt } = await readMark(this.db);
+    this.aggregates = await readAggregates(this.db);
+    const hosts = await readHosts(this.db, { all: true }, this.aggregates);
+    this.byProvider.clear();
+    this.providerOfHost.clear();
+    this.serviceZones.clear();
+    this.list = null;
+    for (const h of hosts) this.put(h);
+    this.loadedAt = Date.now();
+    this.livenessAt = this.loadedAt;
+    this.stale.clear();
+    this.since = mark;
+    this.aggregatesAt = aggregatesAt;
   }
 
   /** The zone each service registered, kept so a change of aggregates can be re-applied. */
@@ -181,15 +184,5 @@ export class HostStateView {
     this.providerOfHost.delete(h.host);
     this.serviceZones.delete(providerId);
     this.list = null;
-  }
-
-  private async readMarks(): Promise<Marks> {
-    const { rows } = (await prepared(this.db.raw(
-      `SELECT least(clock_timestamp(),
-                    (SELECT min(xact_start) FROM pg_stat_activity
-                      WHERE backend_xid IS NOT NULL AND datname = current_database() AND pid <> pg_backend_pid())) AS mark,
-              (SELECT aggregates_changed_at::text FROM scheduler_epochs WHERE id = 1) AS aggregates_at`,
-    ))) as { rows: { mark: Date; aggregates_at: string | null }[] };
-    return { mark: rows[0]!.mark, aggregatesAt: rows[0]!.aggregates_at ?? "" };
   }
 }

@@ -10,6 +10,7 @@ import * as m004 from "../../migrations/004_networking.js";
 import * as m005 from "../../migrations/005_resilience.js";
 import * as m006 from "../../migrations/006_placement_scale.js";
 import * as m007 from "../../migrations/007_list_indexes.js";
+import * as m008 from "../../migrations/008_change_xids.js";
 import type { Db } from "./knex.js";
 
 const ALL: Record<string, Knex.Migration> = {
@@ -20,6 +21,7 @@ const ALL: Record<string, Knex.Migration> = {
   "005_resilience": m005,
   "006_placement_scale": m006,
   "007_list_indexes": m007,
+  "008_change_xids": m008,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

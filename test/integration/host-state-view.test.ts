@@ -79,6 +79,19 @@ describe("HostStateView", () => {
     expect(hostNamed("v-2").resources.VCPU!.used).toBe(3);
   });
 
+  it("catches a service change made before a refresh and committed after it", async () => {
+    const trx = await t.db.transaction();
+    await trx("compute_services").where({ host: "v-2" }).update({ status: "disabled" });
+    await view.refresh();
+    expect(hostNamed("v-2").enabled).toBe(true);
+    await trx.commit();
+    await view.refresh();
+    expect(hostNamed("v-2").enabled).toBe(false);
+    await t.db("compute_services").where({ host: "v-2" }).update({ status: "enabled" });
+    await view.refresh();
+    expect(hostNamed("v-2").enabled).toBe(true);
+  });
+
   it("sees a disabled or forced-down service and a new aggregate's zone and metadata", async () => {
     await t.db("compute_services").where({ host: "v-3" }).update({ status: "disabled" });
     await t.db("compute_services").where({ host: "v-1" }).update({ forced_down: true });
