@@ -18,6 +18,7 @@ import { enforce, ruleOfRoute } from "./policy.js";
 import { installErrorHandlers } from "./errors.js";
 import { SLOW_CLIENT_LIMITS, frameworkErrors, installRequestLimits } from "./limits.js";
 import { validatorCompiler } from "./validation.js";
+import { batchingRedisStore } from "./rate-limit-store.js";
 import { MAX_VERSION, MIN_VERSION, negotiate } from "./microversion.js";
 import { versionRoutes } from "./routes/versions.js";
 import { flavorRoutes } from "./routes/flavors.js";
@@ -108,7 +109,7 @@ export async function buildApp(deps: AppDeps) {
   const limit = deps.rateLimit ?? { max: 600, windowSec: 60 };
   let limiter: ((req: FastifyRequest) => Promise<{ isAllowed: boolean; isExceeded?: boolean; ttlInSeconds?: number }>) | null = null;
   if (deps.redis && limit.max > 0) {
-    await app.register(rateLimit, { global: false, redis: deps.redis, nameSpace: limit.nameSpace ?? "cirrus-ratelimit-", skipOnError: true });
+    await app.register(rateLimit, { global: false, store: batchingRedisStore(deps.redis, limit.nameSpace ?? "cirrus-ratelimit-"), skipOnError: true });
     limiter = app.createRateLimit({ max: limit.max, timeWindow: limit.windowSec * 1000, keyGenerator: (req) => `project:${req.ctx.projectId}` });
   }
   installErrorHandlers(app);

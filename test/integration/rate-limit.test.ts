@@ -15,7 +15,7 @@ import type { Authenticator } from "../../api/auth/dev-auth.js";
 
 const auth: Authenticator = async (req) => {
   const p = req.headers["x-auth-token"];
-  return p === "p1" || p === "p2" ? { projectId: p, userId: `u-${p}`, roles: ["member", "reader"], isAdmin: false } : null;
+  return p === "p1" || p === "p2" || p === "p3" || p === "p4" ? { projectId: p, userId: `u-${p}`, roles: ["member", "reader"], isAdmin: false } : null;
 };
 
 let app: Awaited<ReturnType<typeof buildApp>>;
@@ -65,5 +65,19 @@ describe("rate limiting", () => {
   it("reads are not limited, and another project has its own budget", async () => {
     for (let i = 0; i < 10; i++) expect((await request(app.server).get("/v2.1/os-keypairs").set("X-Auth-Token", "p1")).status).toBe(200);
     expect((await post("p2", "other")).status).toBe(200);
+  });
+
+  it("counts hits that arrive together exactly (they share Redis calls): of 12 at once, 5 pass, per project", async () => {
+    const burst = (project: string) => Array.from({ length: 12 }, (_, i) => post(project, `burst-${i}`));
+    const statuses = (await Promise.all([...burst("p3"), ...burst("p4")])).map((r) => r.status);
+    for (const part of [statuses.slice(0, 12), statuses.slice(12)]) {
+      expect(part.filter((s) => s === 200)).toHaveLength(5);
+      expect(part.filter((s) => s === 429)).toHaveLength(7);
+    }
+    expect(await database.db("key_pairs").whereLike("name", "burst-%").count<{ n: number }[]>("* as n")).toEqual([{ n: 10 }]);
+    const [key] = await redis.keys(`${nameSpace}*project:p3`);
+    const ttl = await redis.pttl(key!);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(60_000);
   });
 });
