@@ -1,0 +1,90 @@
+/**
+ * A/B of two versions of Cirrus on this machine, not part of `npm run bench`: B2's 1,000
+ * servers over 100 hosts (bench/b2-boot-delete.ts runOnce: boots/s, and B7's CPU per server
+ * created and deleted by process), each version in turn, ROUNDS rounds, so that the
+ * machine's drift hits both alike. These machines drift by a third within an hour (see
+ * docs/benchmarks.md), more than most changes are worth: comparing a change with figures
+ * recorded earlier says little, comparing it in turns with its parent says what it did.
+ *
+ *   npx tsx bench/ab-commits.ts <commit> [<other commit> | . (this checkout, the default)] [rounds=3]
+ *
+ * A commit is checked out as a git worktree in a temporary folder, with this checkout's
+ * node_modules linked in (its dependencies must be the same); each run is a child process
+ * that imports that version's own bench module.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { median, round } from "./lib/http-load.js";
+import { repoRoot } from "./stack.js";
+
+const [base, other = ".", roundsArg = "3"] = process.argv.slice(2);
+if (!base) throw new Error("usage: npx tsx bench/ab-commits.ts <commit> [<other commit> | .] [rounds=3]");
+const ROUNDS = Number(roundsArg);
+
+interface Figures {
+  bootsPerSec: number;
+  createMs: number;
+  deleteMs: number;
+  createByRole: Record<string, number>;
+}
+
+const RUN_ONE = `
+const { runOnce } = await import(process.argv[2] + "/bench/b2-boot-delete.ts");
+const r = await runOnce({ name: "1k", servers: 1000, hosts: 100, repeats: 1, deletes: true }, { multiCreate: false });
+const ms = (c, role) => (role ? c.byRole[role] : c.stackSec) * 1000 / 1000;
+console.log(JSON.stringify({
+  bootsPerSec: r.bootsPerSec,
+  createMs: ms(r.createCpu),
+  deleteMs: ms(r.deleteCpu),
+  createByRole: Object.fromEntries(Object.keys(r.createCpu.byRole).map((k) => [k, ms(r.createCpu, k)])),
+}));
+`;
+
+async function checkout(ref: string, dir: string): Promise<string> {
+  if (ref === ".") return repoRoot;
+  const at = path.join(dir, ref.replace(/[^\w.-]/g, "_"));
+  execFileSync("git", ["-C", repoRoot, "worktree", "add", "--detach", "--quiet", at, ref]);
+  await symlink(path.join(repoRoot, "node_modules"), path.join(at, "node_modules"));
+  return at;
+}
+
+async function runOne(script: string, root: string): Promise<Figures> {
+  const child = spawn(process.execPath, ["--import", "tsx", script, root], { cwd: root, stdio: ["ignore", "pipe", "ignore"] });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+  const line = out.trim().split("\n").pop() ?? "";
+  if (code !== 0 || !line.startsWith("{")) throw new Error(`the run in ${root} failed (exit ${code}): ${out.slice(-500)}`);
+  return JSON.parse(line) as Figures;
+}
+
+function summary(runs: Figures[]) {
+  const roles = Object.keys(runs[0]!.createByRole);
+  return {
+    bootsPerSec: runs.map((r) => round(r.bootsPerSec, 1)),
+    medianBootsPerSec: round(median(runs.map((r) => r.bootsPerSec)), 1),
+    medianCpuMsPerServer: round(median(runs.map((r) => r.createMs + r.deleteMs)), 2),
+    medianCreateMsByRole: Object.fromEntries(roles.map((k) => [k, round(median(runs.map((r) => r.createByRole[k] ?? 0)), 2)])),
+  };
+}
+
+const dir = await mkdtemp(path.join(os.tmpdir(), "cirrus-ab-"));
+const roots: string[] = [];
+try {
+  const script = path.join(dir, "run-one.mts");
+  await writeFile(script, RUN_ONE);
+  for (const ref of [base, other]) roots.push(await checkout(ref, dir));
+  const runs: Figures[][] = [[], []];
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [i, root] of roots.entries()) {
+      process.stderr.write(`round ${r + 1}/${ROUNDS}: ${[base, other][i]}\n`);
+      runs[i]!.push(await runOne(script, root));
+    }
+  }
+  console.log(JSON.stringify({ machine: `${os.cpus().length} cores, ${os.cpus()[0]?.model}`, [base]: summary(runs[0]!), [other]: summary(runs[1]!) }, null, 2));
+} finally {
+  for (const root of roots) if (root !== repoRoot) execFileSync("git", ["-C", repoRoot, "worktree", "remove", "--force", root]);
+  await rm(dir, { recursive: true, force: true });
+}
