@@ -9,8 +9,36 @@ import type { ServerGroupPolicy } from "./filters/index.js";
 import type { PlaceableInstance } from "./place.js";
 import type { PortRow, SpawnSource } from "./spawn-spec.js";
 
-/** Which instances a batch takes: named ones (waiting for their locks), or the oldest waiting ones. */
-export type BatchSelection = { ids: string[] } | { pending: number; first?: string; minAgeSec?: number };
+/** The boot a schedule job names, as readFirstBoot found it. */
+export interface FirstBoot {
+  id: string;
+  reservationId: string;
+  /** Boots of its reservation (its multi-create) still waiting, itself included. */
+  waitingInReservation: number;
+}
+
+/**
+ * Which instances a batch takes: named ones (waiting for their locks), or the oldest
+ * waiting ones, a job's own boot and the rest of its multi-create first.
+ */
+export type BatchSelection = { ids: string[] } | { pending: number; first?: FirstBoot; minAgeSec?: number };
+
+/**
+ * The boot a schedule job names, if it still waits for a host, with the size of its
+ * multi-create: one read before the batch's transaction (not a second statement inside it).
+ */
+export async function readFirstBoot(db: Knex, id: string): Promise<FirstBoot | null> {
+  const { rows } = (await prepared(
+    db.raw(
+      `SELECT x.reservation_id,
+              (SELECT count(*) FROM instances r WHERE r.reservation_id = x.reservation_id AND r.task_state = 'scheduling')::int AS n
+         FROM instances x WHERE x.id = ? AND x.task_state = 'scheduling' AND x.host IS NULL`,
+      [id],
+    ),
+  )) as { rows: { reservation_id: string; n: number }[] };
+  const row = rows[0];
+  return row ? { id, reservationId: row.reservation_id, waitingInReservation: row.n } : null;
+}
 
 export interface LockedBoot extends PlaceableInstance {
   create_request_id: string | null;
@@ -62,19 +90,8 @@ export async function lockBatch(trx: Knex.Transaction, which: BatchSelection): P
   let limit = which.pending;
   if (which.first) {
     // The whole multi-create of the first boot comes first, however large, so it is placed in one pass.
-    const { rows } = (await prepared(
-      trx.raw(
-        `SELECT x.reservation_id,
-                (SELECT count(*) FROM instances r WHERE r.reservation_id = x.reservation_id AND r.task_state = 'scheduling')::int AS n
-           FROM instances x WHERE x.id = ?`,
-        [which.first],
-      ),
-    )) as { rows: { reservation_id: string; n: number }[] };
-    const own = rows[0];
-    if (own) {
-      limit = Math.max(limit, own.n);
-      q.orderByRaw("(reservation_id = ?) DESC, (id = ?) DESC", [own.reservation_id, which.first]);
-    }
+    limit = Math.max(limit, which.first.waitingInReservation);
+    q.orderByRaw("(reservation_id = ?) DESC, (id = ?) DESC", [which.first.reservationId, which.first.id]);
   }
   return prepared(q.orderBy("seq").limit(limit).forUpdate().skipLocked().select(cols));
 }

@@ -20,6 +20,7 @@ import { applyReport, applyReportBatch, isBatchable, type BatchableReport, type 
 import { startRecovery } from "./recovery.js";
 import { flushHeartbeats } from "./heartbeats.js";
 import { DEFAULT_VIEW_OPTIONS, HostStateView } from "./host-state-view.js";
+import { readFirstBoot } from "./batch-lock.js";
 import { placeBatch, placeUntilSettled } from "./place.js";
 import { RecentSet } from "../common/recent-set.js";
 
@@ -67,9 +68,9 @@ const scheduler = new Worker<ScheduleJob>(
     // Most jobs of a burst find their boot placed already by an earlier batch of this
     // process (nothing to read) or of another one (one read, no transaction).
     if (decidedHere.has(id)) return "skipped";
-    const row: { task_state: string | null; host: string | null } | undefined = await db("instances").where({ id }).first("task_state", "host");
-    if (!row || row.task_state !== "scheduling" || row.host !== null) return "skipped";
-    const outcomes = await placeBatch(deps, { pending: PLACEMENT_BATCH, first: id });
+    const first = await readFirstBoot(db, id);
+    if (!first) return "skipped";
+    const outcomes = await placeBatch(deps, { pending: PLACEMENT_BATCH, first });
     // One job wakes the scheduler for every boot its statement wrote (api/servers/boot-write.ts):
     // while batches come back full, more may be waiting; take them too.
     for (let more = outcomes.size >= PLACEMENT_BATCH; more; ) {
