@@ -132,10 +132,18 @@ export class OutboxRelay {
     const batch = this.opts.batchSize ?? 200;
     const timeoutMs = this.opts.publishTimeoutMs ?? 5000;
     const count = await db.transaction(async (trx) => {
-      const rows: { id: number; queue: string; job_name: string; job_id: string; payload: object }[] = await prepared(
-        trx("outbox").select("id", "queue", "job_name", "job_id", "payload").whereNull("published_at").orderBy("id").limit(batch).forUpdate().skipLocked(),
-      );
+      // Taken and marked in one statement; the marks commit only if publishing succeeded
+      // (a failure rolls them back), and the rows stay locked until then.
+      const { rows } = (await prepared(
+        trx.raw(
+          `UPDATE outbox SET published_at = now()
+            WHERE id IN (SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED)
+            RETURNING id, queue, job_name, job_id, payload`,
+          [batch],
+        ),
+      )) as { rows: { id: number; queue: string; job_name: string; job_id: string; payload: object }[] };
       if (rows.length === 0) return 0;
+      rows.sort((a, b) => a.id - b.id); // RETURNING has no order of its own
       const byQueue = new Map<string, typeof rows>();
       for (const row of rows) byQueue.set(row.queue, [...(byQueue.get(row.queue) ?? []), row]);
       await withTimeout(
@@ -146,7 +154,6 @@ export class OutboxRelay {
         ),
         timeoutMs,
       );
-      await prepared(trx.raw("UPDATE outbox SET published_at = now() WHERE id = ANY(?::bigint[])", [rows.map((r) => r.id)]));
       return rows.length;
     });
     if (Date.now() - this.lastCleanup > 60_000) {
