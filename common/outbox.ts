@@ -133,11 +133,13 @@ export class OutboxRelay {
     const timeoutMs = this.opts.publishTimeoutMs ?? 5000;
     const count = await db.transaction(async (trx) => {
       // Taken and marked in one statement; the marks commit only if publishing succeeded
-      // (a failure rolls them back), and the rows stay locked until then.
+      // (a failure rolls them back), and the rows stay locked until then. `= ANY(ARRAY(…))`,
+      // not `IN (…)`: as a semi-join the planner scanned the whole outbox, every published
+      // row of the last day included (5 ms at 20,000 rows, against 1 ms by the primary key).
       const { rows } = (await prepared(
         trx.raw(
           `UPDATE outbox SET published_at = now()
-            WHERE id IN (SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED)
+            WHERE id = ANY(ARRAY(SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED))
             RETURNING id, queue, job_name, job_id, payload`,
           [batch],
         ),
