@@ -135,7 +135,7 @@ export class OutboxRelay {
       // Taken and marked in one statement; the marks commit only if publishing succeeded
       // (a failure rolls them back), and the rows stay locked until then. `= ANY(ARRAY(…))`,
       // not `IN (…)`: as a semi-join the planner scanned the whole outbox, every published
-      // row of the last day included (5 ms at 20,000 rows, against 1 ms by the primary key).
+      // row of the last day included (6.7 ms at 20,100 rows, against 1.0 ms by the primary key).
       const { rows } = (await prepared(
         trx.raw(
           `UPDATE outbox SET published_at = now()

@@ -40,7 +40,7 @@ export interface HostAggregates {
   metadata: Record<string, string[]>;
 }
 
-export type Which = { all: true } | { ids: string[] } | { changedSinceXid: string };
+type Which = { all: true } | { ids: string[] } | { changedSinceXid: string };
 
 /** A host as read, with the zone its service registered (an aggregate's zone may override it). */
 export interface ReadHost {
@@ -50,6 +50,10 @@ export interface ReadHost {
 
 /** The oldest transaction still running at this statement's snapshot: what a later read of changes starts from. */
 const SNAPSHOT_XMIN = "pg_snapshot_xmin(pg_current_snapshot())::text";
+/** The aggregates' epoch: it moves on any write to aggregates or their hosts (migration 006). */
+const AGGREGATES_AT = "(SELECT aggregates_changed_at::text FROM scheduler_epochs WHERE id = 1)";
+/** A timestamp as epoch milliseconds, the unit HostState keeps heartbeats in. */
+const epochMs = (timestamp: string) => `(extract(epoch FROM ${timestamp}) * 1000)::bigint`;
 
 function hostsQuery(which: Which): { sql: string; params: Knex.RawBinding[] } {
   let where = "TRUE";
@@ -82,7 +86,7 @@ function hostsQuery(which: Which): { sql: string; params: Knex.RawBinding[] } {
          LEFT JOIN LATERAL (SELECT count(DISTINCT a.consumer_id) AS n FROM allocations a WHERE a.provider_id = rp.id) c ON TRUE`;
   const sql = `SELECT rp.id AS provider_id, rp.generation, cs.host, cs.hypervisor_hostname, cs.status, cs.forced_down,
             cs.availability_zone AS service_zone, cs.hypervisor_type, cs.cpu_arch, cs.failed_builds,
-            (extract(epoch FROM cs.last_seen_at) * 1000)::bigint AS last_seen_ms,
+            ${epochMs("cs.last_seen_at")} AS last_seen_ms,
             inv.resource_class, inv.total, inv.reserved, inv.min_unit, inv.max_unit, inv.step_size, inv.allocation_ratio,
             COALESCE(u.used, 0)::int AS used, COALESCE(c.n, 0)::int AS instance_count
        FROM resource_providers rp
@@ -122,11 +126,11 @@ export async function readChanges(db: Knex, sinceXid: string, aggregates: Map<st
     db.raw(
       `SELECT m.mark, m.aggregates_at, m.services, h.*
          FROM (SELECT ${SNAPSHOT_XMIN} AS mark,
-                      (SELECT aggregates_changed_at::text FROM scheduler_epochs WHERE id = 1) AS aggregates_at,
+                      ${AGGREGATES_AT} AS aggregates_at,
                       (SELECT coalesce(json_agg(json_build_object(
                                 'host', host, 'status', status, 'forced_down', forced_down, 'availability_zone', availability_zone,
                                 'hypervisor_type', hypervisor_type, 'hypervisor_hostname', hypervisor_hostname, 'cpu_arch', cpu_arch,
-                                'failed_builds', failed_builds, 'last_seen_ms', (extract(epoch FROM last_seen_at) * 1000)::bigint)), '[]')
+                                'failed_builds', failed_builds, 'last_seen_ms', ${epochMs("last_seen_at")})), '[]')
                          FROM compute_services WHERE changed_xid >= ?::xid8) AS services) m
          LEFT JOIN (${sql}) h ON TRUE`,
       [sinceXid, ...params],
@@ -139,7 +143,7 @@ export async function readChanges(db: Knex, sinceXid: string, aggregates: Map<st
 /** The mark to read later changes from, and the aggregates' epoch: taken before a full read of hosts and aggregates. */
 export async function readMark(db: Knex): Promise<{ mark: string; aggregatesAt: string }> {
   const { rows } = (await prepared(
-    db.raw(`SELECT ${SNAPSHOT_XMIN} AS mark, (SELECT aggregates_changed_at::text FROM scheduler_epochs WHERE id = 1) AS aggregates_at`),
+    db.raw(`SELECT ${SNAPSHOT_XMIN} AS mark, ${AGGREGATES_AT} AS aggregates_at`),
   )) as { rows: { mark: string; aggregates_at: string | null }[] };
   return { mark: rows[0]!.mark, aggregatesAt: rows[0]!.aggregates_at ?? "" };
 }
@@ -239,8 +243,8 @@ export interface ServiceRow {
 export async function readStaleLiveness(db: Knex | Knex.Transaction, freshWithinMs: number): Promise<{ nowMs: number; stale: { host: string; last_seen_ms: number }[] }> {
   const { rows } = (await prepared(
     db.raw(
-      `SELECT (extract(epoch FROM now()) * 1000)::bigint AS now_ms,
-              coalesce((SELECT json_agg(json_build_object('host', host, 'last_seen_ms', (extract(epoch FROM last_seen_at) * 1000)::bigint))
+      `SELECT ${epochMs("now()")} AS now_ms,
+              coalesce((SELECT json_agg(json_build_object('host', host, 'last_seen_ms', ${epochMs("last_seen_at")}))
                           FROM compute_services WHERE last_seen_at < now() - make_interval(secs => ?::double precision / 1000)), '[]') AS stale`,
       [freshWithinMs],
     ),

@@ -13,7 +13,7 @@ import type { Weigher } from "./types.js";
  * loop would be reached by on-stack-replaced code without any and be thrown away.
  */
 export function hostWeights(hosts: readonly HostState[], weighers: readonly Weigher[]): Float64Array {
-  return weightsOf(hosts, weighers, null);
+  return weightsOf(hosts, weighers, freshBuffers);
 }
 
 /**
@@ -40,17 +40,16 @@ function scratchFor(n: number, m: number): Buffers {
   return { values: scratch.values.subarray(0, n * m), totals: scratch.totals.subarray(0, n).fill(0), rows: scratch.rows.subarray(0, n) };
 }
 
-/** The totals, in fresh arrays, or (reuse) in the scratch arrays, valid until the next call. */
-function weightsOf(hosts: readonly HostState[], weighers: readonly Weigher[], reuse: "scratch" | null): Float64Array {
+function freshBuffers(n: number, m: number): Buffers {
+  const rows = new Int32Array(n);
+  for (let i = 0; i < n; i++) rows[i] = i;
+  return { values: new Float64Array(n * m), totals: new Float64Array(n), rows };
+}
+
+/** Each host's total, in the arrays `buffers` gives (the scratch ones are valid until the next call). */
+function weightsOf(hosts: readonly HostState[], weighers: readonly Weigher[], buffers: (n: number, m: number) => Buffers): Float64Array {
   const active = weighers.filter((w) => w.multiplier !== 0);
-  const n = hosts.length;
-  const m = active.length;
-  let bufs: Buffers;
-  if (reuse) bufs = scratchFor(n, m);
-  else {
-    bufs = { values: new Float64Array(n * m), totals: new Float64Array(n), rows: new Int32Array(n) };
-    for (let i = 0; i < n; i++) bufs.rows[i] = i;
-  }
+  const bufs = buffers(hosts.length, active.length);
   fillRows(active, hosts, bufs.values);
   return totalsOf(bufs.values, active, bufs.rows, bufs.totals);
 }
@@ -131,7 +130,7 @@ export function weighAll(hosts: readonly HostState[], weighers: readonly Weigher
  * the k best so far whose root is the worst of them, O(k·log k) to order them.
  */
 export function rank(hosts: readonly HostState[], weighers: readonly Weigher[], k: number): HostState[] {
-  return bestK(hosts.length, before(hosts, weightsOf(hosts, weighers, "scratch")), k).map((i) => hosts[i]!);
+  return bestK(hosts.length, before(hosts, weightsOf(hosts, weighers, scratchFor)), k).map((i) => hosts[i]!);
 }
 
 /** Indices 0..n-1, the best k by `first`, best first. */
