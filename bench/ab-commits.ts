@@ -1,16 +1,20 @@
 /**
- * A/B of two versions of Cirrus on this machine, not part of `npm run bench`: B2's 1,000
- * servers over 100 hosts (bench/b2-boot-delete.ts runOnce: boots/s, and B7's CPU per server
- * created and deleted by process), each version in turn, ROUNDS rounds, so that the
- * machine's drift hits both alike. These machines drift by a third within an hour (see
- * docs/benchmarks.md), more than most changes are worth: comparing a change with figures
- * recorded earlier says little, comparing it in turns with its parent says what it did.
+ * A/B of two versions of Cirrus on this machine, not part of `npm run bench`, each version
+ * in turn, ROUNDS rounds, so that the machine's drift hits both alike. These machines drift
+ * by a third within an hour (see docs/benchmarks.md), more than most changes are worth:
+ * comparing a change with figures recorded earlier says little, comparing it in turns with
+ * its parent says what it did. Two scenarios:
  *
- *   npx tsx bench/ab-commits.ts <commit> [<other commit> | . (this checkout, the default)] [rounds=3]
+ * - `b2` (the default): B2's 1,000 servers over 100 hosts (bench/b2-boot-delete.ts runOnce):
+ *   boots/s, and B7's CPU per server created and deleted, by process;
+ * - `b4`: B4's decision latency at 10,000 hosts (bench/b4-decide.ts latency, 500 decisions):
+ *   p50 and p99 of a whole decision and of its filters and weighers.
+ *
+ *   npx tsx bench/ab-commits.ts <commit> [<other commit> | . (this checkout, the default)] [rounds=3] [b2|b4]
  *
  * A commit is checked out as a git worktree in a temporary folder, with this checkout's
  * node_modules linked in (its dependencies must be the same); each run is a child process
- * that imports that version's own bench module.
+ * that imports that version's own bench module and prints one line of JSON numbers.
  */
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
@@ -19,18 +23,15 @@ import path from "node:path";
 import { median, round } from "./lib/http-load.js";
 import { repoRoot } from "./stack.js";
 
-const [base, other = ".", roundsArg = "3"] = process.argv.slice(2);
-if (!base) throw new Error("usage: npx tsx bench/ab-commits.ts <commit> [<other commit> | .] [rounds=3]");
+const [base, other = ".", roundsArg = "3", scenario = "b2"] = process.argv.slice(2);
+if (!base || !["b2", "b4"].includes(scenario)) {
+  throw new Error("usage: npx tsx bench/ab-commits.ts <commit> [<other commit> | .] [rounds=3] [b2|b4]");
+}
 const ROUNDS = Number(roundsArg);
 
-interface Figures {
-  bootsPerSec: number;
-  createMs: number;
-  deleteMs: number;
-  createByRole: Record<string, number>;
-}
+type Figures = Record<string, number>;
 
-const RUN_ONE = `
+const RUN_B2 = `
 const { runOnce } = await import(process.argv[2] + "/bench/b2-boot-delete.ts");
 const servers = 1000;
 const r = await runOnce({ name: "1k", servers, hosts: 100, repeats: 1, deletes: true }, { multiCreate: false });
@@ -38,9 +39,17 @@ const r = await runOnce({ name: "1k", servers, hosts: 100, repeats: 1, deletes: 
 const ms = (c, role) => ((role ? c.byRole[role] : c.stackSec) * 1000) / servers;
 console.log(JSON.stringify({
   bootsPerSec: r.bootsPerSec,
-  createMs: ms(r.createCpu),
-  deleteMs: ms(r.deleteCpu),
-  createByRole: Object.fromEntries(Object.keys(r.createCpu.byRole).map((k) => [k, ms(r.createCpu, k)])),
+  cpuMsPerServer: ms(r.createCpu) + ms(r.deleteCpu),
+  ...Object.fromEntries(Object.keys(r.createCpu.byRole).map((k) => ["createMs_" + k, ms(r.createCpu, k)])),
+}));
+`;
+
+const RUN_B4 = `
+const { latency } = await import(process.argv[2] + "/bench/b4-decide.ts");
+const r = await latency(10000, 500);
+console.log(JSON.stringify({
+  decisionP50Ms: r.decision.p50_ms, decisionP99Ms: r.decision.p99_ms,
+  inMemoryP50Ms: r.filter_and_weigh.p50_ms, inMemoryP99Ms: r.filter_and_weigh.p99_ms,
 }));
 `;
 
@@ -62,21 +71,18 @@ async function runOne(script: string, root: string): Promise<Figures> {
   return JSON.parse(line) as Figures;
 }
 
+/** Every run's figures, and the median of each. */
 function summary(runs: Figures[]) {
-  const roles = Object.keys(runs[0]!.createByRole);
-  return {
-    bootsPerSec: runs.map((r) => round(r.bootsPerSec, 1)),
-    medianBootsPerSec: round(median(runs.map((r) => r.bootsPerSec)), 1),
-    medianCpuMsPerServer: round(median(runs.map((r) => r.createMs + r.deleteMs)), 2),
-    medianCreateMsByRole: Object.fromEntries(roles.map((k) => [k, round(median(runs.map((r) => r.createByRole[k] ?? 0)), 2)])),
-  };
+  return Object.fromEntries(
+    Object.keys(runs[0]!).map((k) => [k, { median: round(median(runs.map((r) => r[k] ?? 0)), 2), runs: runs.map((r) => round(r[k] ?? 0, 2)) }]),
+  );
 }
 
 const dir = await mkdtemp(path.join(os.tmpdir(), "cirrus-ab-"));
 const roots: string[] = [];
 try {
   const script = path.join(dir, "run-one.mts");
-  await writeFile(script, RUN_ONE);
+  await writeFile(script, scenario === "b4" ? RUN_B4 : RUN_B2);
   for (const ref of [base, other]) roots.push(await checkout(ref, dir));
   const runs: Figures[][] = [[], []];
   for (let r = 0; r < ROUNDS; r++) {
@@ -85,7 +91,7 @@ try {
       runs[i]!.push(await runOne(script, root));
     }
   }
-  console.log(JSON.stringify({ machine: `${os.cpus().length} cores, ${os.cpus()[0]?.model}`, [base]: summary(runs[0]!), [other]: summary(runs[1]!) }, null, 2));
+  console.log(JSON.stringify({ machine: `${os.cpus().length} cores, ${os.cpus()[0]?.model}`, scenario, [base]: summary(runs[0]!), [other]: summary(runs[1]!) }, null, 2));
 } finally {
   for (const root of roots) if (root !== repoRoot) execFileSync("git", ["-C", repoRoot, "worktree", "remove", "--force", root]);
   await rm(dir, { recursive: true, force: true });
