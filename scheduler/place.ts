@@ -6,7 +6,8 @@
 import type { Knex } from "knex";
 import type { WeigherMultipliers } from "../common/config.js";
 import { addFault, applyEvent, recordEvent } from "../common/db/instance-records.js";
-import { transactionWithRetry } from "../common/db/retry.js";
+import { transactionBegunWith } from "../common/db/begun-with.js";
+import { withRetry } from "../common/db/retry.js";
 import type { Logger } from "../common/logger.js";
 import type { FlavorSnapshot, ImageSnapshot } from "../common/messages.js";
 import { enqueue } from "../common/outbox.js";
@@ -14,7 +15,7 @@ import { computeQueueName } from "../common/queues.js";
 import type { InstanceState } from "../common/state-machine.js";
 import { hostsOfInstances, loadServerGroupSpecs } from "./candidates.js";
 import { BatchLedger, RoundDecisions, type BatchItem, type Choice } from "./batch-decisions.js";
-import { lockBatch, type BatchSelection } from "./batch-lock.js";
+import { lockQuery, type BatchSelection, type LockedBoot } from "./batch-lock.js";
 import { claimAndPlace } from "./batch-writes.js";
 import { claim } from "./claim.js";
 import type { FilterResult, RequestSpec } from "./filters/index.js";
@@ -133,16 +134,16 @@ const MAX_ROUNDS = 8;
 export async function placeBatch(deps: PlacementDeps, which: BatchSelection): Promise<Map<string, PlaceOutcome>> {
   const view = viewFor(deps);
   // What the batch claims reaches the view through its next refresh (the claims stamp changed_at).
-  // The refresh (on a connection of its own) starts before the transaction, so that it runs
-  // beside BEGIN and the lock, two round trips, rather than beside the lock alone: started
-  // with the lock, its query went out about 1 ms after the lock's (B4's statement trace),
-  // behind the lock's send, which hands the CPU to the Postgres backend it wakes.
+  // The lock is the transaction's first statement and carries its BEGIN (common/db/begun-with.ts).
+  // The refresh (on a connection of its own) overlaps it, and is sent first: sent after the
+  // lock, its query went out about 1 ms later (B4's statement trace), since sending the lock
+  // hands the CPU to the Postgres backend it wakes.
   let early: Promise<void> | null = view.refresh();
   early.catch(() => {}); // awaited below; this only keeps a failure before then from counting as unhandled
-  return transactionWithRetry(deps.db, async (trx) => {
+  return withRetry(() => transactionBegunWith<LockedBoot, Map<string, PlaceOutcome>>(deps.db, (trx) => lockQuery(trx, which), async (trx, insts) => {
     const refreshed = early ?? view.refresh(); // a retried transaction refreshes again
     early = null;
-    const [insts] = await Promise.all([lockBatch(trx, which), refreshed]);
+    await refreshed;
     const outcomes = new Map<string, PlaceOutcome>();
     const waiting = insts.filter((i) => i.vm_state === "building" && i.task_state === "scheduling" && i.host === null);
     for (const i of insts) if (!waiting.includes(i)) outcomes.set(i.id, "skipped");
@@ -205,7 +206,7 @@ export async function placeBatch(deps: PlacementDeps, which: BatchSelection): Pr
       pending = lost.map((c) => c.instanceId);
     }
     return outcomes;
-  });
+  }, { prepare: true }));
 }
 
 /** Places one instance (waiting for its row lock if another scheduler holds it). */

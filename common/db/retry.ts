@@ -7,9 +7,14 @@ import type { Knex } from "knex";
 const RETRYABLE = new Set(["40P01", "40001"]);
 
 export async function transactionWithRetry<T>(db: Knex, work: (trx: Knex.Transaction) => Promise<T>, attempts = 5): Promise<T> {
+  return withRetry(() => db.transaction(work), attempts);
+}
+
+/** `run` (one whole transaction) again, up to `attempts` times in all, while it fails with a retryable error. */
+export async function withRetry<T>(run: () => Promise<T>, attempts = 5): Promise<T> {
   for (let i = 1; ; i++) {
     try {
-      return await db.transaction(work);
+      return await run();
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (i >= attempts || !code || !RETRYABLE.has(code)) throw err;

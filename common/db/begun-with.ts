@@ -1,0 +1,146 @@
+/**
+ * A transaction whose BEGIN travels with its first statement: one round trip for both,
+ * where knex sends BEGIN alone and waits for its answer. On these machines a round trip is
+ * dear (each socket write wakes the other side, 0.2 ms or more of CPU in the sender alone),
+ * and the hot transactions that start with a locking read pay one fewer: a placement
+ * (BEGIN and the lock, the claim, COMMIT) and an outbox relay cycle (BEGIN and the
+ * take-and-mark, publishing, COMMIT).
+ *
+ * The pair goes as one simple-protocol query, `BEGIN; <statement>`, which cannot carry
+ * parameters, so the statement's values are written into its text as literals
+ * (inlineParameters). With `prepare`, the statement is prepared on the connection the first
+ * time (a PREPARE of its own, before the transaction) and run as `BEGIN; EXECUTE name(…)`:
+ * Postgres neither parses it again nor, if it settles on a generic plan, plans it. Without,
+ * it is parsed and planned every time (the relay's statement, planned afresh on purpose:
+ * common/outbox.ts).
+ *
+ * knex cannot be told to skip its BEGIN, so the transaction is knex's own Postgres
+ * transaction class with begin() left empty (knex 3.3's lib/dialects/postgres/execution/
+ * pg-transaction.js; test/integration/begun-with.test.ts checks it still behaves).
+ */
+import { createHash } from "node:crypto";
+import { createRequire } from "node:module";
+import type { Knex } from "knex";
+import pg from "pg";
+
+interface KnexTransactionClass {
+  new (client: unknown, container: (trx: Knex.Transaction) => Promise<unknown>, config: object): PromiseLike<unknown> & { begin(conn: unknown): Promise<unknown> };
+}
+
+const PgTransaction = createRequire(import.meta.url)("knex/lib/dialects/postgres/execution/pg-transaction.js") as KnexTransactionClass;
+
+class BegunByFirstStatement extends PgTransaction {
+  override begin(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/**
+ * Runs `rest` in a transaction that `first` begins: `BEGIN; <first>` in one round trip,
+ * then `rest` with first's rows, then COMMIT (ROLLBACK if anything throws), as
+ * `db.transaction` does.
+ */
+export function transactionBegunWith<R, T>(
+  db: Knex,
+  first: (trx: Knex.Transaction) => Knex.QueryBuilder | Knex.Raw,
+  rest: (trx: Knex.Transaction, rows: R[]) => Promise<T>,
+  opts: { prepare?: boolean } = {},
+): Promise<T> {
+  const container = async (trx: Knex.Transaction): Promise<T> => {
+    const { sql, bindings } = first(trx).toSQL().toNative();
+    // The transaction's own connection (knex hands it to every statement of trx). Sent to
+    // node-postgres directly: through knex, every `?` of the text, literals included, would
+    // be taken for a placeholder.
+    const conn = (await trx.client.acquireConnection()) as pg.Client;
+    let statement: string;
+    if (opts.prepare) {
+      const name = await preparedOn(conn, sql);
+      statement = bindings.length > 0 ? `EXECUTE ${name}(${bindings.map(literal).join(", ")})` : `EXECUTE ${name}`;
+    } else {
+      statement = inlineParameters(sql, bindings);
+    }
+    const results = (await conn.query(`BEGIN; ${statement}`)) as unknown as pg.QueryResult[];
+    return rest(trx, results[1]!.rows as R[]);
+  };
+  // What db.transaction() passes (knex/lib/knex-builder/make-knex.js).
+  return new BegunByFirstStatement(db.client, container, { userParams: {}, doNotRejectOnRollback: true }) as unknown as Promise<T>;
+}
+
+const preparedByConnection = new WeakMap<pg.Client, Map<string, string>>();
+
+/**
+ * The name of `sql` prepared on this connection, preparing it now (outside any transaction)
+ * if it is not yet. Named apart from common/db/prepared.ts's statements, which node-postgres
+ * prepares through the protocol and would find taken.
+ */
+async function preparedOn(conn: pg.Client, sql: string): Promise<string> {
+  let names = preparedByConnection.get(conn);
+  if (!names) preparedByConnection.set(conn, (names = new Map()));
+  let name = names.get(sql);
+  if (name === undefined) {
+    name = `first_${createHash("sha1").update(sql).digest("hex").slice(0, 20)}`;
+    try {
+      await conn.query(`PREPARE ${name} AS ${sql}`);
+    } catch (err) {
+      if ((err as { code?: string }).code !== "42P05") throw err; // prepared already (duplicate_prepared_statement)
+    }
+    names.set(sql, name);
+  }
+  return name;
+}
+
+/**
+ * The statement with each `$n` outside quotes replaced by its value as a literal. Values
+ * are what knex binds here: numbers, strings, booleans, null, and arrays of strings or
+ * numbers (written as Postgres array literals; the statement casts them).
+ */
+export function inlineParameters(sql: string, bindings: readonly unknown[]): string {
+  let out = "";
+  let i = 0;
+  while (i < sql.length) {
+    const c = sql[i]!;
+    if (c === "'" || c === '"') {
+      // A quoted literal or identifier, its doubled quotes included, is copied as it is.
+      let j = i + 1;
+      while (j < sql.length && !(sql[j] === c && sql[j + 1] !== c)) j += sql[j] === c ? 2 : 1;
+      out += sql.slice(i, j + 1);
+      i = j + 1;
+      continue;
+    }
+    const m = c === "$" ? /^\$(\d+)/.exec(sql.slice(i, i + 8)) : null;
+    if (m) {
+      const n = Number(m[1]);
+      if (n < 1 || n > bindings.length) throw new Error(`inlineParameters: no value for $${n}`);
+      out += literal(bindings[n - 1]);
+      i += m[0].length;
+      continue;
+    }
+    out += c;
+    i++;
+  }
+  return out;
+}
+
+export function literal(v: unknown): string {
+  if (v === null || v === undefined) return "NULL";
+  if (typeof v === "number") {
+    if (!Number.isFinite(v)) throw new Error(`inlineParameters: ${v} is not a finite number`);
+    return v < 0 ? `(${v})` : String(v);
+  }
+  if (typeof v === "bigint") return v < 0n ? `(${v})` : String(v);
+  if (typeof v === "boolean") return v ? "TRUE" : "FALSE";
+  if (typeof v === "string") return pg.escapeLiteral(v);
+  if (v instanceof Date) return pg.escapeLiteral(v.toISOString());
+  if (Array.isArray(v)) return pg.escapeLiteral(arrayLiteral(v));
+  throw new Error(`inlineParameters: cannot write a ${typeof v} as a literal`);
+}
+
+function arrayLiteral(items: readonly unknown[]): string {
+  const elements = items.map((e) => {
+    if (e === null || e === undefined) return "NULL";
+    if (typeof e === "number" && Number.isFinite(e)) return String(e);
+    if (typeof e === "string") return `"${e.replace(/["\\]/g, "\\$&")}"`;
+    throw new Error(`inlineParameters: cannot write an array element of type ${typeof e}`);
+  });
+  return `{${elements.join(",")}}`;
+}

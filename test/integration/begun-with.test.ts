@@ -1,0 +1,128 @@
+/**
+ * A transaction whose first statement carries its BEGIN (common/db/begun-with.ts), built on
+ * knex's own transaction class with its BEGIN left out: the first statement and the rest run
+ * in one transaction, the first statement's locks hold until COMMIT, a failure anywhere
+ * rolls everything back, and the connection goes back to the pool clean.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { transactionBegunWith } from "../../common/db/begun-with.js";
+import { createDb, type Db } from "../../common/db/knex.js";
+import { createTestDatabase, type TestDatabase } from "../support/services.js";
+
+let t: TestDatabase;
+let db: Db;
+/** One connection: whatever a transaction leaves on it, the next statement meets. */
+let one: Db;
+beforeAll(async () => {
+  t = await createTestDatabase();
+  db = createDb(t.url, { min: 0, max: 3 });
+  one = createDb(t.url, { min: 1, max: 1 });
+  await db.raw("CREATE TABLE begun (id int PRIMARY KEY, note text NOT NULL)");
+  await db("begun").insert([1, 2, 3].map((id) => ({ id, note: "a" })));
+});
+afterAll(async () => {
+  await one?.destroy();
+  await db?.destroy();
+  await t?.drop();
+});
+
+const noteOf = async (id: number) => (await db("begun").where({ id }).first<{ note: string }>())!.note;
+
+describe("transactionBegunWith", () => {
+  it("runs the first statement and the rest in one transaction, and the first statement's locks hold until COMMIT", async () => {
+    const out = await transactionBegunWith<{ id: number; xid: string }, string>(
+      db,
+      (trx) => trx("begun").where({ id: 1 }).forUpdate().select("id", trx.raw("pg_current_xact_id()::text AS xid")),
+      async (trx, rows) => {
+        expect(rows).toEqual([{ id: 1, xid: expect.any(String) }]);
+        const { rows: again } = await trx.raw("SELECT pg_current_xact_id()::text AS xid");
+        expect(again[0].xid).toBe(rows[0]!.xid);
+        // Another connection cannot take the row while this transaction lives.
+        await expect(db.raw("SELECT id FROM begun WHERE id = 1 FOR UPDATE NOWAIT")).rejects.toMatchObject({ code: "55P03" });
+        await trx("begun").where({ id: 1 }).update({ note: "b" });
+        expect(await noteOf(1)).toBe("a"); // not committed yet
+        return "done";
+      },
+    );
+    expect(out).toBe("done");
+    expect(await noteOf(1)).toBe("b");
+    expect((await db.raw("SELECT id FROM begun WHERE id = 1 FOR UPDATE NOWAIT")).rows).toEqual([{ id: 1 }]);
+  });
+
+  it("sends BEGIN with the first statement, in one query, and COMMIT after the rest: no BEGIN of knex's own", async () => {
+    const conn = (await one.client.acquireConnection()) as { query: (...args: unknown[]) => unknown };
+    const sent: string[] = [];
+    const query = conn.query;
+    conn.query = function (this: unknown, ...args: unknown[]) {
+      const q = args[0] as string | { text: string };
+      sent.push(typeof q === "string" ? q : q.text);
+      return query.apply(this, args);
+    };
+    one.client.releaseConnection(conn);
+    try {
+      await transactionBegunWith(one, (trx) => trx("begun").where({ id: 3 }).forUpdate().select("id"), async (trx) => trx("begun").where({ id: 3 }).select("note"));
+    } finally {
+      conn.query = query;
+    }
+    expect(sent).toEqual(['BEGIN; select "id" from "begun" where "id" = 3 for update', 'select "note" from "begun" where "id" = $1', "COMMIT;"]);
+  });
+
+  it("with prepare, prepares the first statement once per connection and runs it by EXECUTE with its values", async () => {
+    const sent: string[] = [];
+    const conn = (await one.client.acquireConnection()) as { query: (...args: unknown[]) => unknown };
+    const query = conn.query;
+    conn.query = function (this: unknown, ...args: unknown[]) {
+      const q = args[0] as string | { text: string };
+      sent.push(typeof q === "string" ? q : q.text);
+      return query.apply(this, args);
+    };
+    one.client.releaseConnection(conn);
+    const notes: string[] = [];
+    try {
+      for (const id of [1, 2, 3]) {
+        const rows = await transactionBegunWith<{ note: string }, { note: string }[]>(one, (trx) => trx("begun").where({ id }).forUpdate().select("note"), async (_trx, r) => r, { prepare: true });
+        notes.push(rows[0]!.note);
+      }
+    } finally {
+      conn.query = query;
+    }
+    expect(notes).toEqual([await noteOf(1), await noteOf(2), await noteOf(3)]);
+    const prepares = sent.filter((q) => q.startsWith("PREPARE"));
+    expect(prepares).toEqual([expect.stringMatching(/^PREPARE first_[0-9a-f]{20} AS select "note" from "begun" where "id" = \$1 for update$/)]);
+    const name = /PREPARE (\S+)/.exec(prepares[0]!)![1];
+    expect(sent.filter((q) => q.startsWith("BEGIN"))).toEqual([1, 2, 3].map((id) => `BEGIN; EXECUTE ${name}(${id})`));
+  });
+
+  it("rolls back the first statement's write and the rest's when the rest throws, and rejects with its error", async () => {
+    const run = transactionBegunWith(
+      one,
+      (trx) => trx.raw("UPDATE begun SET note = ? WHERE id = 2 RETURNING id", ["x"]),
+      async (trx) => {
+        await trx("begun").where({ id: 3 }).update({ note: "x" });
+        throw new Error("boom");
+      },
+    );
+    await expect(run).rejects.toThrow("boom");
+    expect([await noteOf(2), await noteOf(3)]).toEqual(["a", "a"]);
+    // The one connection is out of the transaction: a statement on it commits on its own.
+    await one("begun").where({ id: 2 }).update({ note: "c" });
+    expect(await noteOf(2)).toBe("c");
+  });
+
+  it("rejects with Postgres' error when the first statement fails, and leaves the connection clean", async () => {
+    await expect(transactionBegunWith(one, (trx) => trx.raw("SELECT 1 / (id - id) FROM begun"), async () => "never")).rejects.toMatchObject({ code: "22012" });
+    expect((await one.raw("SELECT count(*)::int AS n FROM begun")).rows).toEqual([{ n: 3 }]);
+    expect((await one.raw("SELECT pg_current_xact_id_if_assigned() IS NULL AS outside")).rows).toEqual([{ outside: true }]);
+  });
+
+  it("gives the first statement its values exactly, quotes, backslashes, question marks and arrays included", async () => {
+    const text = "it's a \\ 'test' $1 ? ?? E'x'";
+    const ids = ["7d4c7a2e-5a0f-4b8e-9d55-0b8a3c1c2f10", "0c2e7a55-94f4-4e1b-8a0e-2f8b9d3c4a11"];
+    const rows = await transactionBegunWith<{ s: string; ids: string[]; n: number }, { s: string; ids: string[]; n: number }[]>(
+      one,
+      (trx) => trx.raw("SELECT ?::text AS s, ?::uuid[] AS ids, ?::int AS n", [text, ids, -5]),
+      async (_trx, r) => r,
+    );
+    expect(rows).toEqual([{ s: text, ids, n: -5 }]);
+  });
+});
