@@ -7,7 +7,8 @@
 import type { Knex } from "knex";
 import { releaseAllocations } from "../common/db/allocations.js";
 import { addFault, applyEvent, recordEvent, startAction, type LockedInstance } from "../common/db/instance-records.js";
-import { transactionWithRetry } from "../common/db/retry.js";
+import { transactionBegunWith } from "../common/db/begun-with.js";
+import { transactionWithRetry, withRetry } from "../common/db/retry.js";
 import { newId, newRequestId } from "../common/ids.js";
 import { instanceNameFromSeq } from "../common/instance-name.js";
 import { RESOURCE_CLASSES, type ComputeJob, type InstanceRef, type Report } from "../common/messages.js";
@@ -21,8 +22,8 @@ import { restoreResizeAllocations } from "../common/db/resize-allocations.js";
 import { loadCandidates } from "./candidates.js";
 import { runFilters } from "./filters/index.js";
 import { dispatchTo, failBuild, requestSpecOf, type PlacementDeps, type PlaceableInstance } from "./place.js";
-import { planReports, type BatchableReport } from "./report-batch.js";
-import { lockReportedInstances, writeReportPlan } from "./report-batch-writes.js";
+import { planReports, type BatchableReport, type ReportedInstance } from "./report-batch.js";
+import { byId, reportedInstancesLock, writeReportPlan } from "./report-batch-writes.js";
 
 export type { BatchableReport } from "./report-batch.js";
 
@@ -186,10 +187,15 @@ export function isBatchable(r: Report): r is BatchableReport {
  */
 export async function applyReportBatch(deps: PlacementDeps, reports: BatchableReport[]): Promise<void> {
   if (reports.length === 0) return;
-  await transactionWithRetry(deps.db, async (trx) => {
-    const rows = await lockReportedInstances(trx, reports.map((r) => r.instance_id));
-    await writeReportPlan(trx, planReports(reports, rows));
-  });
+  // The lock carries the transaction's BEGIN (common/db/begun-with.ts).
+  await withRetry(() =>
+    transactionBegunWith<ReportedInstance, void>(
+      deps.db,
+      (trx) => reportedInstancesLock(trx, reports.map((r) => r.instance_id)),
+      (trx, rows) => writeReportPlan(trx, planReports(reports, byId(rows))),
+      { prepare: true },
+    ),
+  );
 }
 
 async function deleteFailed(deps: PlacementDeps, r: ReportOf<"delete_failed">): Promise<void> {

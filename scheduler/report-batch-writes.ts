@@ -21,15 +21,21 @@ import type { InstanceWrite, OrphanNotice, ReportPlan, ReportedInstance } from "
 
 /** Locks the instances the reports name, in id order (so two batches cannot deadlock on them). */
 export async function lockReportedInstances(trx: Knex.Transaction, ids: readonly string[]): Promise<Map<string, ReportedInstance>> {
-  const unique = [...new Set(ids)];
-  if (unique.length === 0) return new Map();
-  const { rows } = (await prepared(
-    trx.raw(
-      `SELECT id, seq, vm_state, task_state, power_state, host, attempts FROM instances
-        WHERE id = ANY(?::uuid[]) ORDER BY id FOR UPDATE`,
-      [unique],
-    ),
-  )) as { rows: ReportedInstance[] };
+  if (ids.length === 0) return new Map();
+  const { rows } = (await prepared(reportedInstancesLock(trx, ids))) as { rows: ReportedInstance[] };
+  return byId(rows);
+}
+
+/** The statement lockReportedInstances runs, not yet run (the batch's first statement carries its BEGIN: conductor.ts). */
+export function reportedInstancesLock(trx: Knex.Transaction, ids: readonly string[]): Knex.Raw {
+  return trx.raw(
+    `SELECT id, seq, vm_state, task_state, power_state, host, attempts FROM instances
+      WHERE id = ANY(?::uuid[]) ORDER BY id FOR UPDATE`,
+    [[...new Set(ids)]],
+  );
+}
+
+export function byId(rows: readonly ReportedInstance[]): Map<string, ReportedInstance> {
   return new Map(rows.map((r) => [r.id, r]));
 }
 
