@@ -8,9 +8,20 @@ export type ServerPageRow = ServerRow & { addresses: AddressRow[] };
 
 const SERVER_VIEW_COLUMNS: (keyof ServerRow)[] = [
   "id", "seq", "name", "project_id", "user_id", "vm_state", "task_state", "power_state", "host", "node", "availability_zone",
-  "flavor", "image_id", "metadata", "config_drive", "key_name", "access_ip_v4", "access_ip_v6", "progress",
-  "launched_at", "terminated_at", "created_at", "updated_at",
+  "image_id", "metadata", "config_drive", "key_name", "access_ip_v4", "access_ip_v6", "progress",
 ];
+
+/** A timestamp as Nova prints it (seconds, UTC, `Z`), under a name of its own: ORDER BY would take an output column named like the table's. */
+const novaTime = (column: string, as: keyof ServerRow) =>
+  `to_char(instances.${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS ${as}`;
+
+const COMPUTED_COLUMNS = [
+  `instances.flavor->>'id' AS flavor_id`,
+  novaTime("created_at", "created_iso"),
+  novaTime("updated_at", "updated_iso"),
+  novaTime("launched_at", "launched_iso"),
+  novaTime("terminated_at", "terminated_iso"),
+].join(", ");
 
 /**
  * Each server's fixed IPs as a JSON array (unordered: addressesView orders them): a
@@ -24,7 +35,7 @@ const ADDRESSES_SQL = `(
 
 /** What the server view reads: the columns it shows (not the boot's snapshots and bookkeeping) and the addresses. */
 export function serverViewColumns(db: Db): (string | Knex.Raw)[] {
-  return [...SERVER_VIEW_COLUMNS.map((c) => `instances.${c}`), db.raw(ADDRESSES_SQL)];
+  return [...SERVER_VIEW_COLUMNS.map((c) => `instances.${c}`), db.raw(COMPUTED_COLUMNS), db.raw(ADDRESSES_SQL)];
 }
 
 export async function loadFaults(db: Db, rows: Pick<ServerRow, "id" | "vm_state">[]): Promise<Map<string, FaultRow>> {

@@ -41,7 +41,12 @@ export interface InstanceRow {
   deleted_at: Date | null;
 }
 
-/** The columns of an instance the server view reads (SERVER_VIEW_COLUMNS in load.ts selects them). */
+/**
+ * What the server view reads of an instance (load.ts selects it): its columns, but of the
+ * flavor snapshot only the id, and the timestamps already in Nova's format, written by
+ * Postgres (a 1,000-server page parsed 4,000 dates and 1,000 flavor snapshots into objects
+ * only to print four strings and an id; B3's API CPU).
+ */
 export type ServerRow = Pick<
   InstanceRow,
   | "id"
@@ -55,7 +60,6 @@ export type ServerRow = Pick<
   | "host"
   | "node"
   | "availability_zone"
-  | "flavor"
   | "image_id"
   | "metadata"
   | "config_drive"
@@ -63,11 +67,14 @@ export type ServerRow = Pick<
   | "access_ip_v4"
   | "access_ip_v6"
   | "progress"
-  | "launched_at"
-  | "terminated_at"
-  | "created_at"
-  | "updated_at"
->;
+> & {
+  flavor_id: string;
+  /** `YYYY-MM-DDThh:mm:ssZ`, as Nova prints created and updated. */
+  created_iso: string;
+  updated_iso: string;
+  launched_iso: string | null;
+  terminated_iso: string | null;
+};
 
 export interface AddressRow {
   network_name: string;
@@ -148,9 +155,9 @@ export function serverView(row: ServerRow, opts: ViewOptions) {
     metadata: row.metadata,
     hostId: (opts.hostId ?? hostId)(row.project_id, row.host),
     image: row.image_id ? { id: row.image_id, links: [{ rel: "bookmark", href: `${opts.publicUrl}/images/${row.image_id}` }] } : ("" as const),
-    flavor: { id: row.flavor.id, links: [{ rel: "bookmark", href: `${opts.publicUrl}/flavors/${row.flavor.id}` }] },
-    created: iso(row.created_at)!,
-    updated: iso(row.updated_at)!,
+    flavor: { id: row.flavor_id, links: [{ rel: "bookmark", href: `${opts.publicUrl}/flavors/${row.flavor_id}` }] },
+    created: row.created_iso,
+    updated: row.updated_iso,
     addresses: addressesView(opts.addresses),
     accessIPv4: row.access_ip_v4 ?? "",
     accessIPv6: row.access_ip_v6 ?? "",
@@ -160,8 +167,8 @@ export function serverView(row: ServerRow, opts: ViewOptions) {
     "OS-EXT-AZ:availability_zone": row.availability_zone ?? "",
     config_drive: row.config_drive ? "True" : "",
     key_name: row.key_name,
-    "OS-SRV-USG:launched_at": iso(row.launched_at),
-    "OS-SRV-USG:terminated_at": iso(row.terminated_at),
+    "OS-SRV-USG:launched_at": row.launched_iso,
+    "OS-SRV-USG:terminated_at": row.terminated_iso,
     "OS-EXT-STS:task_state": row.task_state,
     "OS-EXT-STS:vm_state": row.vm_state,
     "OS-EXT-STS:power_state": row.power_state,

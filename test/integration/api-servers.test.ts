@@ -118,6 +118,21 @@ describe("POST /v2.1/servers", () => {
     expect(ip).toMatchObject({ subnet_id: privateSubnet, ip_address: addr.addr });
   });
 
+  it("prints created, updated and launched_at as Nova does: UTC, whole seconds, Z (Postgres writes them)", async () => {
+    const id = (await boot(valid({ name: "timed" }))).body.server.id as string;
+    const at = new Date("2026-03-04T05:06:07.891Z");
+    await t.db("instances").where({ id }).update({ created_at: at, updated_at: new Date("2026-03-04T05:06:59.999Z"), launched_at: at });
+    const s = (await get(`/v2.1/servers/${id}`)).body.server;
+    expect([s.created, s.updated, s["OS-SRV-USG:launched_at"], s["OS-SRV-USG:terminated_at"]]).toEqual([
+      "2026-03-04T05:06:07Z",
+      "2026-03-04T05:06:59Z",
+      "2026-03-04T05:06:07Z",
+      null,
+    ]);
+    const listed = (await get("/v2.1/servers/detail?name=^timed$")).body.servers;
+    expect(listed.map((x: { created: string; flavor: { id: string } }) => [x.created, x.flavor.id])).toEqual([["2026-03-04T05:06:07Z", "1"]]);
+  });
+
   it("writes one schedule outbox row for an accepted boot, with the instance id and request id", async () => {
     const before = Number((await t.db("outbox").where({ queue: "schedule" }).count<{ count: number }[]>("* as count"))[0]!.count);
     const reqId = `req-${randomUUID()}`;

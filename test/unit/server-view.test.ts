@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { addressesView, hostId, serverView } from "../../api/servers/view.js";
-import type { AddressRow, FaultRow, InstanceRow } from "../../api/servers/view.js";
+import type { AddressRow, FaultRow, ServerRow } from "../../api/servers/view.js";
 
 const URL_BASE = "https://cirrus.example";
 const PROJECT = "6f70656e737461636b20342065766572";
@@ -8,11 +8,10 @@ const PROJECT = "6f70656e737461636b20342065766572";
 const HOST_ID = "6ecda64e9c54aded9f07cf1f76501a94fcf2cc84e2f6d958a653bb1f";
 const ADMIN_KEYS = ["OS-EXT-SRV-ATTR:host", "OS-EXT-SRV-ATTR:hypervisor_hostname", "OS-EXT-SRV-ATTR:instance_name"];
 
-const row = (over: Partial<InstanceRow> = {}): InstanceRow => ({
+const row = (over: Partial<ServerRow> = {}): ServerRow => ({
   id: "3f1c2b7e-8d4a-4e6f-9a0b-1c2d3e4f5a6b",
   seq: 10,
   name: "web-1",
-  description: null,
   project_id: PROJECT,
   user_id: "u-1",
   vm_state: "building",
@@ -21,32 +20,23 @@ const row = (over: Partial<InstanceRow> = {}): InstanceRow => ({
   host: null,
   node: null,
   availability_zone: null,
-  flavor: { id: "1", name: "m1.tiny", vcpus: 1, ram: 512, disk: 1, ephemeral: 0, swap: 0, extra_specs: {} },
+  flavor_id: "1",
   image_id: "img-1",
-  image: null,
-  requested_networks: "auto",
   metadata: { role: "web" },
   config_drive: false,
-  user_data: null,
   key_name: null,
-  reservation_id: "r-abc",
-  launch_index: 0,
   access_ip_v4: null,
   access_ip_v6: null,
   progress: 0,
-  attempts: 0,
-  alternates: [],
-  tried_hosts: [],
-  launched_at: null,
-  terminated_at: null,
-  created_at: new Date("2026-01-02T03:04:05.678Z"),
-  updated_at: new Date("2026-01-02T03:04:06.000Z"),
-  deleted_at: null,
+  launched_iso: null,
+  terminated_iso: null,
+  created_iso: "2026-01-02T03:04:05Z",
+  updated_iso: "2026-01-02T03:04:06Z",
   ...over,
 });
 
-const active = (over: Partial<InstanceRow> = {}) =>
-  row({ vm_state: "active", task_state: null, power_state: 1, host: "compute-1", node: "compute-1.local", launched_at: new Date("2026-01-02T03:05:00Z"), ...over });
+const active = (over: Partial<ServerRow> = {}) =>
+  row({ vm_state: "active", task_state: null, power_state: 1, host: "compute-1", node: "compute-1.local", launched_iso: "2026-01-02T03:05:00Z", ...over });
 
 const fault = (code: number): FaultRow => ({
   code,
