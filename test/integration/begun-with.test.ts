@@ -26,6 +26,25 @@ afterAll(async () => {
   await t?.drop();
 });
 
+/** Records the text of every query sent on the pool's one connection, until stop(). */
+async function recordQueries(pool: Db): Promise<{ sent: string[]; stop: () => void }> {
+  const conn = (await pool.client.acquireConnection()) as { query: (...args: unknown[]) => unknown };
+  const sent: string[] = [];
+  const query = conn.query;
+  conn.query = function (this: unknown, ...args: unknown[]) {
+    const q = args[0] as string | { text: string };
+    sent.push(typeof q === "string" ? q : q.text);
+    return query.apply(this, args);
+  };
+  pool.client.releaseConnection(conn);
+  return {
+    sent,
+    stop: () => {
+      conn.query = query;
+    },
+  };
+}
+
 const noteOf = async (id: number) => (await db("begun").where({ id }).first<{ note: string }>())!.note;
 
 describe("transactionBegunWith", () => {
@@ -50,33 +69,17 @@ describe("transactionBegunWith", () => {
   });
 
   it("sends BEGIN with the first statement, in one query, and COMMIT after the rest: no BEGIN of knex's own", async () => {
-    const conn = (await one.client.acquireConnection()) as { query: (...args: unknown[]) => unknown };
-    const sent: string[] = [];
-    const query = conn.query;
-    conn.query = function (this: unknown, ...args: unknown[]) {
-      const q = args[0] as string | { text: string };
-      sent.push(typeof q === "string" ? q : q.text);
-      return query.apply(this, args);
-    };
-    one.client.releaseConnection(conn);
+    const { sent, stop } = await recordQueries(one);
     try {
       await transactionBegunWith(one, (trx) => trx("begun").where({ id: 3 }).forUpdate().select("id"), async (trx) => trx("begun").where({ id: 3 }).select("note"));
     } finally {
-      conn.query = query;
+      stop();
     }
     expect(sent).toEqual(['BEGIN; select "id" from "begun" where "id" = 3 for update', 'select "note" from "begun" where "id" = $1', "COMMIT;"]);
   });
 
   it("with prepare, prepares the first statement once per connection and runs it by EXECUTE with its values", async () => {
-    const sent: string[] = [];
-    const conn = (await one.client.acquireConnection()) as { query: (...args: unknown[]) => unknown };
-    const query = conn.query;
-    conn.query = function (this: unknown, ...args: unknown[]) {
-      const q = args[0] as string | { text: string };
-      sent.push(typeof q === "string" ? q : q.text);
-      return query.apply(this, args);
-    };
-    one.client.releaseConnection(conn);
+    const { sent, stop } = await recordQueries(one);
     const notes: string[] = [];
     try {
       for (const id of [1, 2, 3]) {
@@ -84,7 +87,7 @@ describe("transactionBegunWith", () => {
         notes.push(rows[0]!.note);
       }
     } finally {
-      conn.query = query;
+      stop();
     }
     expect(notes).toEqual([await noteOf(1), await noteOf(2), await noteOf(3)]);
     const prepares = sent.filter((q) => q.startsWith("PREPARE"));
