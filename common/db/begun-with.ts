@@ -1,10 +1,10 @@
 /**
  * A transaction whose BEGIN travels with its first statement: one round trip for both,
  * where knex sends BEGIN alone and waits for its answer. On these machines a round trip is
- * dear (each socket write wakes the other side, 0.2 ms or more of CPU in the sender alone),
- * and the hot transactions that start with a locking read pay one fewer: a placement
- * (BEGIN and the lock, the claim, COMMIT) and an outbox relay cycle (BEGIN and the
- * take-and-mark, publishing, COMMIT).
+ * dear (a socket write and the wake-up it causes cost both processes CPU, more than most of
+ * our statements cost Postgres), and the hot transactions that start with a locking read pay
+ * one fewer: a placement (BEGIN and the lock, the claim, COMMIT), an outbox relay cycle
+ * (BEGIN and the take-and-mark, publishing, COMMIT) and a conductor report batch.
  *
  * The pair goes as one simple-protocol query, `BEGIN; <statement>`, which cannot carry
  * parameters, so the statement's values are written into its text as literals
