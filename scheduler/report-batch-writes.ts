@@ -19,14 +19,11 @@ import { newRequestId } from "../common/ids.js";
 import { computeQueueName } from "../common/queues.js";
 import type { InstanceWrite, OrphanNotice, ReportPlan, ReportedInstance } from "./report-batch.js";
 
-/** Locks the instances the reports name, in id order (so two batches cannot deadlock on them). */
-export async function lockReportedInstances(trx: Knex.Transaction, ids: readonly string[]): Promise<Map<string, ReportedInstance>> {
-  if (ids.length === 0) return new Map();
-  const { rows } = (await prepared(reportedInstancesLock(trx, ids))) as { rows: ReportedInstance[] };
-  return byId(rows);
-}
-
-/** The statement lockReportedInstances runs, not yet run (the batch's first statement carries its BEGIN: conductor.ts). */
+/**
+ * The statement that locks the instances the reports name, in id order (so two batches
+ * cannot deadlock on them), not yet run: it is the batch's first statement and carries its
+ * BEGIN (conductor.ts, common/db/begun-with.ts).
+ */
 export function reportedInstancesLock(trx: Knex.Transaction, ids: readonly string[]): Knex.Raw {
   return trx.raw(
     `SELECT id, seq, vm_state, task_state, power_state, host, attempts FROM instances

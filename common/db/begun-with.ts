@@ -18,10 +18,10 @@
  * transaction class with begin() left empty (knex 3.3's lib/dialects/postgres/execution/
  * pg-transaction.js; test/integration/begun-with.test.ts checks it still behaves).
  */
-import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
 import type { Knex } from "knex";
 import pg from "pg";
+import { hashedName } from "./prepared.js";
 
 interface KnexTransactionClass {
   new (client: unknown, container: (trx: Knex.Transaction) => Promise<unknown>, config: object): PromiseLike<unknown> & { begin(conn: unknown): Promise<unknown> };
@@ -78,7 +78,7 @@ async function preparedOn(conn: pg.Client, sql: string): Promise<string> {
   if (!names) preparedByConnection.set(conn, (names = new Map()));
   let name = names.get(sql);
   if (name === undefined) {
-    name = `first_${createHash("sha1").update(sql).digest("hex").slice(0, 20)}`;
+    name = hashedName("first", sql);
     try {
       await conn.query(`PREPARE ${name} AS ${sql}`);
     } catch (err) {

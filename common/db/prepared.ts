@@ -32,10 +32,15 @@ export function statementName(sql: string): string | null {
   let name = names.get(sql);
   if (name === undefined) {
     if (names.size >= MAX_PREPARED) return null;
-    name = `cirrus_${createHash("sha1").update(sql).digest("hex").slice(0, 20)}`;
+    name = hashedName("cirrus", sql);
     names.set(sql, name);
   }
   return name;
+}
+
+/** A statement name derived from its text: the same text, the same name. */
+export function hashedName(prefix: string, sql: string): string {
+  return `${prefix}_${createHash("sha1").update(sql).digest("hex").slice(0, 20)}`;
 }
 
 /** The query, to be run as a named prepared statement. */

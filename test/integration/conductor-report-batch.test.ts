@@ -8,8 +8,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PowerState } from "../../common/power-state.js";
 import { applyReportBatch, type BatchableReport, type ConductorDeps } from "../../scheduler/conductor.js";
-import { planReports } from "../../scheduler/report-batch.js";
-import { lockReportedInstances, writeReportPlan } from "../../scheduler/report-batch-writes.js";
+import { transactionBegunWith } from "../../common/db/begun-with.js";
+import { planReports, type ReportedInstance } from "../../scheduler/report-batch.js";
+import { byId, reportedInstancesLock, writeReportPlan } from "../../scheduler/report-batch-writes.js";
 import { admin, bootables, createExtApp, registerHost, type ExtApp, placementDeps } from "./ext-support.js";
 
 let t: ExtApp;
@@ -262,10 +263,12 @@ describe("applyReportBatch", () => {
     batches[3]!.reverse();
     await Promise.all(
       batches.map((b) =>
-        db().transaction(async (trx) => {
-          const rows = await lockReportedInstances(trx, b.map((r) => r.instance_id));
-          await writeReportPlan(trx, planReports(b, rows));
-        }),
+        transactionBegunWith<ReportedInstance, void>(
+          db(),
+          (trx) => reportedInstancesLock(trx, b.map((r) => r.instance_id)),
+          (trx, rows) => writeReportPlan(trx, planReports(b, byId(rows))),
+          { prepare: true },
+        ),
       ),
     );
     const after = await generations();
