@@ -5,6 +5,7 @@
  * their create actions.
  */
 import type { Knex } from "knex";
+import type { BegunTransaction } from "../common/db/begun-with.js";
 import { prepared } from "../common/db/prepared.js";
 import { computeQueueName } from "../common/queues.js";
 import type { PortSpec } from "../common/messages.js";
@@ -35,8 +36,11 @@ export interface Placement {
  * index probe (`= ANY(array)`): the plan guesses 100 rows for a JSON set, and at 1,000
  * hosts it hash-joined them against a scan of every provider (0.2 ms of the statement's
  * 0.9). Returns the providers won.
+ *
+ * With `tx`, the statement carries the transaction's COMMIT (common/db/begun-with.ts), one
+ * round trip fewer, and the transaction is over when this returns.
  */
-export async function claimAndPlace(trx: Knex.Transaction, claims: ProviderClaim[], chosen: Placement[]): Promise<Set<string>> {
+export async function claimAndPlace(trx: Knex.Transaction, claims: ProviderClaim[], chosen: Placement[], tx?: BegunTransaction): Promise<Set<string>> {
   if (claims.length === 0) return new Set();
   const want = claims.map((c) => ({ id: c.providerId, gen: c.generation, n: c.count }));
   const allocations = chosen.flatMap(({ inst, choice }) =>
@@ -59,7 +63,7 @@ export async function claimAndPlace(trx: Knex.Transaction, claims: ProviderClaim
     }),
   );
   const events = chosen.map(({ inst, choice, requestId }) => ({ instance_id: inst.id, request_id: requestId, host: choice.host, provider_id: choice.providerId }));
-  const { rows } = (await prepared(trx.raw(
+  const statement = trx.raw(
     `WITH want AS (SELECT * FROM json_to_recordset(?::json) AS w(id uuid, gen bigint, n int)),
           locked AS (SELECT rp.id FROM resource_providers rp JOIN want w ON w.id = rp.id
                       WHERE rp.id = ANY(?::uuid[]) AND rp.generation = w.gen FOR UPDATE OF rp SKIP LOCKED),
@@ -91,6 +95,8 @@ export async function claimAndPlace(trx: Knex.Transaction, claims: ProviderClaim
           wake AS (SELECT pg_notify(?, '') FROM (SELECT 1 FROM job LIMIT 1) AS any_job)
      SELECT id, (SELECT count(*) FROM wake) AS woke FROM claimed`,
     [JSON.stringify(want), want.map((w) => w.id), JSON.stringify(allocations), JSON.stringify(instances), JSON.stringify(jobs), JSON.stringify(events), OUTBOX_CHANNEL],
-  ))) as { rows: { id: string }[] };
+  );
+  type Won = { id: string };
+  const rows = tx ? await tx.commitWith<Won>(statement) : ((await prepared(statement)) as { rows: Won[] }).rows;
   return new Set(rows.map((r) => r.id));
 }

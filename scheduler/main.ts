@@ -13,7 +13,7 @@ import type { Report, ScheduleJob } from "../common/messages.js";
 import { OutboxRelay } from "../common/outbox.js";
 import { QueueSet, REPORTS_QUEUE, SCHEDULE_QUEUE, WORKER_RECOVERY, producerConnection, redisOptions, workerConnection } from "../common/queues.js";
 import { onShutdown } from "../common/shutdown.js";
-import { instrumentWorkers, processRegistry } from "../common/metrics.js";
+import { decisionMetrics, instrumentWorkers, processRegistry } from "../common/metrics.js";
 import { startOpsServer } from "../common/ops-server.js";
 import { GroupCommit } from "../common/group-commit.js";
 import { applyReport, applyReportBatch, isBatchable, type BatchableReport, type ConductorDeps } from "./conductor.js";
@@ -144,6 +144,7 @@ const recovery = startRecovery({ ...deps, recovery: config.recovery, redis: reco
 // Optional /healthz, /readyz, /metrics listener (CIRRUS_METRICS_PORT); the cluster-wide numbers are on the api's /metrics.
 const metricsRegistry = processRegistry("scheduler");
 instrumentWorkers(metricsRegistry, [scheduler, conductor]);
+deps.onDecided = decisionMetrics(metricsRegistry);
 const opsServer = config.metricsPort === null ? null : await startOpsServer({
   host: config.metricsHost, port: config.metricsPort, service: "scheduler", registry: metricsRegistry, log,
   checks: { postgres: () => db.raw("select 1"), redis: () => redis.ping() },

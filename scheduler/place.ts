@@ -32,6 +32,8 @@ export interface PlacementDeps {
   view?: HostStateView;
   /** Nova's defaults when absent. */
   weigherMultipliers?: Readonly<WeigherMultipliers>;
+  /** Told, after each round, how long its decisions took in memory (filters and weighers) and for how many boots. */
+  onDecided?: (ms: number, boots: number) => void;
 }
 
 export interface PlaceableInstance extends InstanceState {
@@ -124,14 +126,39 @@ export function viewFor(deps: PlacementDeps): HostStateView {
 const MAX_ROUNDS = 8;
 
 /**
- * Places a batch of boots in one transaction (one commit): the instances of one
- * multi-create, or whatever is waiting. The boots are decided in memory over the view
- * (batch-decisions.ts), each seeing what the previous ones took; then every chosen
- * provider is claimed in one statement, and the placements are written together
- * (batch-writes.ts). Boots whose provider was lost are decided again in the next round,
- * away from the providers lost.
+ * Places a batch of boots: the instances of one multi-create, or whatever is waiting. The
+ * boots are decided in memory over the view (batch-decisions.ts), each seeing what the
+ * previous ones took; then every chosen provider is claimed, and the placements written, in
+ * one statement that carries the transaction's COMMIT (batch-writes.ts). Boots whose
+ * provider was lost are decided again in the next round, a transaction of its own, away
+ * from every provider the batch lost.
  */
 export async function placeBatch(deps: PlacementDeps, which: BatchSelection): Promise<Map<string, PlaceOutcome>> {
+  const outcomes = new Map<string, PlaceOutcome>();
+  const lost = new Set<string>();
+  let selection = which;
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const result = await placeRound(deps, selection, lost);
+    for (const [id, outcome] of result.outcomes) outcomes.set(id, outcome);
+    for (const providerId of result.lostProviders) lost.add(providerId);
+    if (result.racedNow.length === 0) break;
+    selection = { ids: result.racedNow };
+  }
+  return outcomes;
+}
+
+interface RoundResult {
+  outcomes: Map<string, PlaceOutcome>;
+  /** Boots whose chosen provider was lost in this round: decided again in the next. */
+  racedNow: string[];
+  lostProviders: string[];
+}
+
+/**
+ * One round in one transaction: BEGIN and the lock, the decisions in memory, the claim and
+ * COMMIT. Two round trips for a boot placed alone (and the view's refresh beside the first).
+ */
+function placeRound(deps: PlacementDeps, which: BatchSelection, lostBefore: ReadonlySet<string>): Promise<RoundResult> {
   const view = viewFor(deps);
   // What the batch claims reaches the view through its next refresh (the claims stamp changed_at).
   // The lock is the transaction's first statement and carries its BEGIN (common/db/begun-with.ts).
@@ -140,15 +167,16 @@ export async function placeBatch(deps: PlacementDeps, which: BatchSelection): Pr
   // hands the CPU to the Postgres backend it wakes.
   let early: Promise<void> | null = view.refresh();
   early.catch(() => {}); // awaited below; this only keeps a failure before then from counting as unhandled
-  return withRetry(() => transactionBegunWith<LockedBoot, Map<string, PlaceOutcome>>(deps.db, (trx) => lockQuery(trx, which), async (trx, insts) => {
+  return withRetry(() => transactionBegunWith<LockedBoot, RoundResult>(deps.db, (trx) => lockQuery(trx, which), async (trx, insts, tx) => {
     const refreshed = early ?? view.refresh(); // a retried transaction refreshes again
     early = null;
     await refreshed;
     const outcomes = new Map<string, PlaceOutcome>();
+    const done = (racedNow: string[] = [], lostProviders: string[] = []): RoundResult => ({ outcomes, racedNow, lostProviders });
     const waiting = insts.filter((i) => i.vm_state === "building" && i.task_state === "scheduling" && i.host === null);
     for (const i of insts) if (!waiting.includes(i)) outcomes.set(i.id, "skipped");
     if ("ids" in which) for (const id of which.ids) if (!outcomes.has(id) && !insts.some((i) => i.id === id)) outcomes.set(id, "skipped");
-    if (waiting.length === 0) return outcomes;
+    if (waiting.length === 0) return done();
     const memberships = waiting.flatMap((i) => (i.group_id && i.group_policy ? [{ instance_id: i.id, group_id: i.group_id, policy: i.group_policy }] : []));
     const groups = await loadServerGroupSpecs(trx, memberships);
     const hinted = waiting.flatMap((i) => [...(i.scheduler_hints?.same_host ?? []), ...(i.scheduler_hints?.different_host ?? [])]);
@@ -174,38 +202,34 @@ export async function placeBatch(deps: PlacementDeps, which: BatchSelection): Pr
     const byId = new Map(waiting.map((i) => [i.id, i]));
     const requestIdOf = (id: string) => byId.get(id)?.create_request_id ?? "req-unknown";
     const ledger = new BatchLedger();
-    const opts = { maxAttempts: deps.maxAttempts, multipliers: deps.weigherMultipliers };
-    let pending = waiting.map((i) => i.id);
-    for (let round = 0; round < MAX_ROUNDS && pending.length > 0; round++) {
-      const decisions = new RoundDecisions(view.hosts(), ledger, opts);
-      const chosen: Choice[] = [];
-      for (const id of pending) {
-        const d = decisions.decide(items.get(id)!);
-        if (d.kind === "chosen") chosen.push(d.choice);
-        else if (d.kind === "raced") outcomes.set(id, "raced");
-        else {
-          await failBuild(trx, byId.get(id)!, requestIdOf(id), { message: NO_VALID_HOST, details: describeTrail(d.trail, d.considered), event: "schedule_instances" });
-          outcomes.set(id, "no_valid_host");
-        }
+    for (const providerId of lostBefore) ledger.loseProvider(providerId);
+    const decisions = new RoundDecisions(view.hosts(), ledger, { maxAttempts: deps.maxAttempts, multipliers: deps.weigherMultipliers });
+    const chosen: Choice[] = [];
+    let decidingMs = 0;
+    for (const inst of waiting) {
+      const started = performance.now();
+      const d = decisions.decide(items.get(inst.id)!);
+      decidingMs += performance.now() - started;
+      if (d.kind === "chosen") chosen.push(d.choice);
+      else if (d.kind === "raced") outcomes.set(inst.id, "raced");
+      else {
+        await failBuild(trx, inst, requestIdOf(inst.id), { message: NO_VALID_HOST, details: describeTrail(d.trail, d.considered), event: "schedule_instances" });
+        outcomes.set(inst.id, "no_valid_host");
       }
-      const claims = ledger.endRound();
-      const wonNow = await claimAndPlace(
-        trx,
-        claims,
-        chosen.map((choice) => ({ inst: byId.get(choice.instanceId)!, choice, requestId: requestIdOf(choice.instanceId), ports: ports.get(choice.instanceId) ?? [] })),
-      );
-      for (const c of chosen) if (wonNow.has(c.providerId)) outcomes.set(c.instanceId, "placed");
-      const lost = chosen.filter((c) => !wonNow.has(c.providerId));
-      for (const c of lost) {
-        ledger.loseProvider(c.providerId);
-        const group = items.get(c.instanceId)!.spec.group;
-        if (group) group.hosts[c.host] = (group.hosts[c.host] ?? 1) - 1;
-        outcomes.set(c.instanceId, "raced");
-      }
-      if (lost.length > 0) await view.reload(trx, [...new Set(lost.map((c) => c.providerId))]);
-      pending = lost.map((c) => c.instanceId);
     }
-    return outcomes;
+    deps.onDecided?.(decidingMs, waiting.length);
+    const wonNow = await claimAndPlace(
+      trx,
+      ledger.endRound(),
+      chosen.map((choice) => ({ inst: byId.get(choice.instanceId)!, choice, requestId: requestIdOf(choice.instanceId), ports: ports.get(choice.instanceId) ?? [] })),
+      tx,
+    );
+    for (const c of chosen) outcomes.set(c.instanceId, wonNow.has(c.providerId) ? "placed" : "raced");
+    const lostNow = chosen.filter((c) => !wonNow.has(c.providerId));
+    return done(
+      lostNow.map((c) => c.instanceId),
+      [...new Set(lostNow.map((c) => c.providerId))],
+    );
   }, { prepare: true }));
 }
 

@@ -14,25 +14,59 @@
  * it is parsed and planned every time (the relay's statement, planned afresh on purpose:
  * common/outbox.ts).
  *
+ * The last statement can carry the COMMIT in the same way (`commitWith`): `<statement>;
+ * COMMIT` in one query, and knex's own COMMIT is then not sent. A placement of one boot is
+ * then two round trips: BEGIN and the lock, the claim and COMMIT.
+ *
  * knex cannot be told to skip its BEGIN, so the transaction is knex's own Postgres
- * transaction class with begin() left empty (knex 3.3's lib/dialects/postgres/execution/
- * pg-transaction.js; test/integration/begun-with.test.ts checks it still behaves).
+ * transaction class with begin() left empty, and commit() sending nothing once commitWith
+ * has committed (knex 3.3's lib/dialects/postgres/execution/pg-transaction.js and
+ * lib/execution/transaction.js; test/integration/begun-with.test.ts checks it still behaves).
  */
 import { createRequire } from "node:module";
 import type { Knex } from "knex";
 import pg from "pg";
 import { hashedName } from "./prepared.js";
 
+interface KnexTransaction {
+  begin(conn: unknown): Promise<unknown>;
+  commit(conn: unknown, value: unknown): Promise<unknown>;
+  /** knex's own: set when the transaction is over; resolves the transaction's promise. */
+  _completed: boolean;
+  _resolver(value: unknown): void;
+}
+
 interface KnexTransactionClass {
-  new (client: unknown, container: (trx: Knex.Transaction) => Promise<unknown>, config: object): PromiseLike<unknown> & { begin(conn: unknown): Promise<unknown> };
+  new (client: unknown, container: (trx: Knex.Transaction) => Promise<unknown>, config: object): PromiseLike<unknown> & KnexTransaction;
 }
 
 const PgTransaction = createRequire(import.meta.url)("knex/lib/dialects/postgres/execution/pg-transaction.js") as KnexTransactionClass;
 
 class BegunByFirstStatement extends PgTransaction {
+  /** Set once commitWith's query has committed: there is nothing left for knex to send. */
+  committedByStatement = false;
+
   override begin(): Promise<void> {
     return Promise.resolve();
   }
+
+  override commit(conn: unknown, value: unknown): Promise<unknown> {
+    if (!this.committedByStatement) return super.commit(conn, value);
+    this._completed = true;
+    this._resolver(value);
+    return Promise.resolve();
+  }
+}
+
+/** What `rest` can do besides running statements on trx. */
+export interface BegunTransaction {
+  /**
+   * Runs `last` and COMMIT as one query and returns last's rows: the transaction is over
+   * when it resolves, so nothing may run on trx after it. Prepared once per connection and
+   * run by EXECUTE, as the first statement with `prepare`. If `last` fails, COMMIT is not
+   * run (Postgres skips the rest of a query after an error) and the transaction rolls back.
+   */
+  commitWith<R>(last: Knex.QueryBuilder | Knex.Raw): Promise<R[]>;
 }
 
 /**
@@ -43,34 +77,43 @@ class BegunByFirstStatement extends PgTransaction {
 export function transactionBegunWith<R, T>(
   db: Knex,
   first: (trx: Knex.Transaction) => Knex.QueryBuilder | Knex.Raw,
-  rest: (trx: Knex.Transaction, rows: R[]) => Promise<T>,
+  rest: (trx: Knex.Transaction, rows: R[], tx: BegunTransaction) => Promise<T>,
   opts: { prepare?: boolean } = {},
 ): Promise<T> {
   const container = async (trx: Knex.Transaction): Promise<T> => {
-    const { sql, bindings } = first(trx).toSQL().toNative();
     // The transaction's own connection (knex hands it to every statement of trx). Sent to
     // node-postgres directly: through knex, every `?` of the text, literals included, would
     // be taken for a placeholder.
     const conn = (await trx.client.acquireConnection()) as pg.Client;
-    let statement: string;
-    if (opts.prepare) {
-      const name = await preparedOn(conn, sql);
-      statement = bindings.length > 0 ? `EXECUTE ${name}(${bindings.map(literal).join(", ")})` : `EXECUTE ${name}`;
-    } else {
-      statement = inlineParameters(sql, bindings);
-    }
-    const results = (await conn.query(`BEGIN; ${statement}`)) as unknown as pg.QueryResult[];
-    return rest(trx, results[1]!.rows as R[]);
+    const results = (await conn.query(`BEGIN; ${await simpleStatement(conn, first(trx), opts.prepare ?? false)}`)) as unknown as pg.QueryResult[];
+    const tx: BegunTransaction = {
+      commitWith: async <L>(last: Knex.QueryBuilder | Knex.Raw) => {
+        const ended = (await conn.query(`${await simpleStatement(conn, last, true)}; COMMIT`)) as unknown as pg.QueryResult[];
+        transaction.committedByStatement = true;
+        return ended[0]!.rows as L[];
+      },
+    };
+    return rest(trx, results[1]!.rows as R[], tx);
   };
   // What db.transaction() passes (knex/lib/knex-builder/make-knex.js).
-  return new BegunByFirstStatement(db.client, container, { userParams: {}, doNotRejectOnRollback: true }) as unknown as Promise<T>;
+  const transaction = new BegunByFirstStatement(db.client, container, { userParams: {}, doNotRejectOnRollback: true });
+  return transaction as unknown as Promise<T>;
+}
+
+/** The statement as simple-protocol text: `EXECUTE name(values)` of it prepared on conn, or with its values written in. */
+async function simpleStatement(conn: pg.Client, builder: Knex.QueryBuilder | Knex.Raw, prepare: boolean): Promise<string> {
+  const { sql, bindings } = builder.toSQL().toNative();
+  if (!prepare) return inlineParameters(sql, bindings);
+  const name = await preparedOn(conn, sql);
+  return bindings.length > 0 ? `EXECUTE ${name}(${bindings.map(literal).join(", ")})` : `EXECUTE ${name}`;
 }
 
 const preparedByConnection = new WeakMap<pg.Client, Map<string, string>>();
 
 /**
- * The name of `sql` prepared on this connection, preparing it now (outside any transaction)
- * if it is not yet. Named apart from common/db/prepared.ts's statements, which node-postgres
+ * The name of `sql` prepared on this connection, preparing it now if it is not yet: before
+ * the transaction for its first statement, inside it for commitWith's (a prepared statement
+ * is the session's, kept when the transaction rolls back). Named apart from common/db/prepared.ts's statements, which node-postgres
  * prepares through the protocol and would find taken.
  */
 async function preparedOn(conn: pg.Client, sql: string): Promise<string> {

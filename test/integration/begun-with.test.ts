@@ -129,3 +129,39 @@ describe("transactionBegunWith", () => {
     expect(rows).toEqual([{ s: text, ids, n: -5 }]);
   });
 });
+
+describe("commitWith", () => {
+  it("sends the last statement and COMMIT in one query, and knex sends no COMMIT of its own", async () => {
+    const { sent, stop } = await recordQueries(one);
+    let returned: { id: number }[] = [];
+    try {
+      for (const note of ["p", "q"]) {
+        returned = await transactionBegunWith(one, (trx) => trx("begun").where({ id: 1 }).forUpdate().select("id"), async (trx, _rows, tx) => {
+          await trx("begun").where({ id: 2 }).update({ note });
+          return tx.commitWith<{ id: number }>(trx.raw("UPDATE begun SET note = ? WHERE id = 3 RETURNING id", [note]));
+        });
+      }
+    } finally {
+      stop();
+    }
+    expect(returned).toEqual([{ id: 3 }]);
+    expect([await noteOf(2), await noteOf(3)]).toEqual(["q", "q"]);
+    const prepares = sent.filter((q) => q.startsWith("PREPARE"));
+    expect(prepares).toEqual([expect.stringMatching(/^PREPARE first_[0-9a-f]{20} AS UPDATE begun SET note = \$1 WHERE id = 3 RETURNING id$/)]);
+    const name = /PREPARE (\S+)/.exec(prepares[0]!)![1];
+    expect(sent.filter((q) => /COMMIT/.test(q))).toEqual([`EXECUTE ${name}('p'); COMMIT`, `EXECUTE ${name}('q'); COMMIT`]);
+    // The one connection is out of the transaction and usable.
+    expect((await one.raw("SELECT pg_current_xact_id_if_assigned() IS NULL AS outside")).rows).toEqual([{ outside: true }]);
+  });
+
+  it("rolls everything back when the last statement fails: its COMMIT is not run", async () => {
+    const before = [await noteOf(1), await noteOf(2)];
+    const run = transactionBegunWith(one, (trx) => trx.raw("UPDATE begun SET note = 'r' WHERE id = 1 RETURNING id"), async (trx, _rows, tx) => {
+      await trx("begun").where({ id: 2 }).update({ note: "r" });
+      return tx.commitWith(trx.raw("SELECT 1 / (id - id) FROM begun WHERE id = ?", [2]));
+    });
+    await expect(run).rejects.toMatchObject({ code: "22012" });
+    expect([await noteOf(1), await noteOf(2)]).toEqual(before);
+    expect((await one.raw("SELECT pg_current_xact_id_if_assigned() IS NULL AS outside")).rows).toEqual([{ outside: true }]);
+  });
+});

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../../api/app.js";
 import { devAuthenticator } from "../../api/auth/dev-auth.js";
 import { heartbeatKey } from "../../common/heartbeat.js";
-import { agentMetrics, instrumentSpawn, processRegistry, pushedMetricsKey, startMetricsPush } from "../../common/metrics.js";
+import { agentMetrics, decisionMetrics, instrumentSpawn, processRegistry, pushedMetricsKey, startMetricsPush } from "../../common/metrics.js";
 import { startOpsServer } from "../../common/ops-server.js";
 import { createLogger } from "../../common/logger.js";
 import { QueueSet, SCHEDULE_QUEUE, redisOptions } from "../../common/queues.js";
@@ -122,6 +122,12 @@ describe("operations endpoints", () => {
     expect(ready.status).toBe(200);
     const metrics = await fetch(`${base}/metrics`);
     expect(await metrics.text()).toMatch(/process_cpu_user_seconds_total\{service="scheduler"\}/);
+    const decided = decisionMetrics(registry);
+    decided(3, 2); // a round of two boots that took 3 ms: 1.5 ms each
+    decided(0, 0);
+    const text = await (await fetch(`${base}/metrics`)).text();
+    expect(text).toMatch(/cirrus_scheduler_decision_seconds_count\{service="scheduler"\} 1\n/);
+    expect(text).toMatch(/cirrus_scheduler_decision_seconds_sum\{service="scheduler"\} 0\.0015\n/);
     expect((await fetch(`${base}/nope`)).status).toBe(404);
     await ok.close();
 

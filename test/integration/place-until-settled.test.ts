@@ -1,7 +1,9 @@
 /**
- * Boots whose every claim was lost (another transaction held or changed the provider)
- * come back "raced" from a batch; the scheduler's job places them again at once
- * (placeUntilSettled) instead of leaving them to the stranded-boot sweep 5 to 10 s later.
+ * Boots whose claim was lost (another transaction held or changed the provider) are decided
+ * again by the batch's next round, a transaction of its own, away from the provider lost;
+ * those whose every claim was lost come back "raced" from a batch, and the scheduler's job
+ * places them again at once (placeUntilSettled) instead of leaving them to the
+ * stranded-boot sweep 5 to 10 s later.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { placeBatch, placeUntilSettled, type PlacementDeps } from "../../scheduler/place.js";
@@ -10,10 +12,11 @@ import { MEMBER_P1, bootables, client, createExtApp, registerHost, type ExtApp, 
 let t: ExtApp;
 let imageId: string;
 let deps: PlacementDeps;
+let settleProvider: string;
 beforeAll(async () => {
   t = await createExtApp();
   ({ imageId } = await bootables(t));
-  await registerHost(t, "svc-settle");
+  ({ providerId: settleProvider } = await registerHost(t, "svc-settle", { vcpus: 64 }));
   deps = placementDeps(t);
 });
 afterAll(async () => t?.close());
@@ -24,12 +27,12 @@ const boot = async (name: string): Promise<string> => {
   return res.body.server.id;
 };
 
-/** Holds the only provider's row lock, as another scheduler's claim in flight does, for `ms`. */
-async function holdProvider(ms: number): Promise<{ held: Promise<void>; locked: Promise<void> }> {
+/** Holds the providers' row locks (all, or one), as another scheduler's claim in flight does, for `ms`. */
+async function holdProvider(ms: number, providerId?: string): Promise<{ held: Promise<void>; locked: Promise<void> }> {
   let signal!: () => void;
   const locked = new Promise<void>((resolve) => (signal = resolve));
   const held = t.database.db.transaction(async (trx) => {
-    await trx("resource_providers").forUpdate().select("id");
+    await trx("resource_providers").modify((q) => (providerId ? q.where({ id: providerId }) : q)).forUpdate().select("id");
     signal();
     await new Promise((r) => setTimeout(r, ms));
   });
@@ -55,5 +58,25 @@ describe("placing raced boots again", () => {
       { host: "svc-settle", task_state: "spawning" },
       { host: "svc-settle", task_state: "spawning" },
     ]);
+  });
+
+  it("a boot whose claim was lost is placed by the batch's next round on another host", async () => {
+    // The second host has a sixteenth of the first's memory and VCPUs, so the first is weighed
+    // first; held by another transaction, the first round's claim on it is lost.
+    const other = await registerHost(t, "svc-second", { vcpus: 4 });
+    await t.database.db("inventories").where({ provider_id: other.providerId, resource_class: "MEMORY_MB" }).update({ total: 4096, max_unit: 4096 });
+    const id = await boot("round-2");
+    const hold = await holdProvider(400, settleProvider);
+    await hold.locked;
+    const decided: { ms: number; boots: number }[] = [];
+    const outcomes = await placeBatch({ ...deps, onDecided: (ms, boots) => decided.push({ ms, boots }) }, { ids: [id] });
+    await hold.held;
+    expect(outcomes.get(id)).toBe("placed");
+    // Two rounds, each deciding the one boot in memory.
+    expect(decided).toEqual([{ ms: expect.any(Number), boots: 1 }, { ms: expect.any(Number), boots: 1 }]);
+    expect(decided.every((d) => d.ms > 0 && d.ms < 1000)).toBe(true);
+    expect(await t.database.db("instances").where({ id }).first("host", "task_state")).toEqual({ host: "svc-second", task_state: "spawning" });
+    const used = await t.database.db("allocations").where({ consumer_id: id }).distinct("provider_id");
+    expect(used).toEqual([{ provider_id: other.providerId }]);
   });
 });
