@@ -2,7 +2,8 @@
  * The transactional outbox. A write that must be followed by a job inserts the job
  * into `outbox` in the same transaction; the relay publishes committed rows to
  * BullMQ under the row's deterministic job id, so a crash between commit and
- * publish, or a Redis outage, loses nothing and publishes nothing twice.
+ * publish, or a Redis outage, loses nothing, and a row published again (a crash after
+ * publishing, before the mark is durable) adds no second job while BullMQ holds the first.
  */
 import pg from "pg";
 import type { Knex } from "knex";
@@ -134,7 +135,11 @@ export class OutboxRelay {
     const timeoutMs = this.opts.publishTimeoutMs ?? 5000;
     type Row = { id: number; queue: string; job_name: string; job_id: string; payload: object };
     // The statement carries the transaction's BEGIN (common/db/begun-with.ts): a cycle is two
-    // round trips to Postgres, not three.
+    // round trips to Postgres, not three. Its COMMIT does not wait for the disk: a mark lost
+    // in a crash of Postgres publishes its rows again, under the same job ids, as a relay
+    // that dies between publishing and COMMIT always could (BullMQ adds no job whose id it
+    // still holds, and every handler is idempotent). Each placement's spawn job is one relay
+    // cycle, and its flush queued with the placements' own on this disk.
     const count = await transactionBegunWith<Row, number>(db, (trx) =>
       // Taken and marked in one statement; the marks commit only if publishing succeeded
       // (a failure rolls them back), and the rows stay locked until then. `= ANY(ARRAY(…))`,
@@ -165,7 +170,7 @@ export class OutboxRelay {
         timeoutMs,
       );
       return rows.length;
-    });
+    }, { asyncCommit: true });
     if (Date.now() - this.lastCleanup > 60_000) {
       this.lastCleanup = Date.now();
       await db("outbox").whereNotNull("published_at").where("published_at", "<", db.raw("now() - interval '1 day'")).delete();

@@ -69,6 +69,17 @@ export interface BegunTransaction {
   commitWith<R>(last: Knex.QueryBuilder | Knex.Raw): Promise<R[]>;
 }
 
+export interface BegunWithOptions {
+  /** Prepare `first` once per connection and run it by EXECUTE. */
+  prepare?: boolean;
+  /**
+   * Commit without waiting for the WAL to reach the disk (`SET LOCAL synchronous_commit
+   * TO off`, sent with BEGIN): only for a transaction whose loss in a crash of Postgres is
+   * harmless, because what it wrote is done again (the outbox relay's marks).
+   */
+  asyncCommit?: boolean;
+}
+
 /**
  * Runs `rest` in a transaction that `first` begins: `BEGIN; <first>` in one round trip,
  * then `rest` with first's rows, then COMMIT (ROLLBACK if anything throws), as
@@ -78,14 +89,15 @@ export function transactionBegunWith<R, T>(
   db: Knex,
   first: (trx: Knex.Transaction) => Knex.QueryBuilder | Knex.Raw,
   rest: (trx: Knex.Transaction, rows: R[], tx: BegunTransaction) => Promise<T>,
-  opts: { prepare?: boolean } = {},
+  opts: BegunWithOptions = {},
 ): Promise<T> {
   const container = async (trx: Knex.Transaction): Promise<T> => {
     // The transaction's own connection (knex hands it to every statement of trx). Sent to
     // node-postgres directly: through knex, every `?` of the text, literals included, would
     // be taken for a placeholder.
     const conn = (await trx.client.acquireConnection()) as pg.Client;
-    const results = (await conn.query(`BEGIN; ${await simpleStatement(conn, first(trx), opts.prepare ?? false)}`)) as unknown as pg.QueryResult[];
+    const begin = opts.asyncCommit ? "BEGIN; SET LOCAL synchronous_commit TO off;" : "BEGIN;";
+    const results = (await conn.query(`${begin} ${await simpleStatement(conn, first(trx), opts.prepare ?? false)}`)) as unknown as pg.QueryResult[];
     const tx: BegunTransaction = {
       commitWith: async <L>(last: Knex.QueryBuilder | Knex.Raw) => {
         const ended = (await conn.query(`${await simpleStatement(conn, last, true)}; COMMIT`)) as unknown as pg.QueryResult[];
@@ -93,7 +105,7 @@ export function transactionBegunWith<R, T>(
         return ended[0]!.rows as L[];
       },
     };
-    return rest(trx, results[1]!.rows as R[], tx);
+    return rest(trx, results.at(-1)!.rows as R[], tx);
   };
   // What db.transaction() passes (knex/lib/knex-builder/make-knex.js).
   const transaction = new BegunByFirstStatement(db.client, container, { userParams: {}, doNotRejectOnRollback: true });

@@ -165,3 +165,28 @@ describe("commitWith", () => {
     expect((await one.raw("SELECT pg_current_xact_id_if_assigned() IS NULL AS outside")).rows).toEqual([{ outside: true }]);
   });
 });
+
+describe("asyncCommit", () => {
+  it("commits that transaction without waiting for the disk, and only that one", async () => {
+    const { sent, stop } = await recordQueries(one);
+    let inside = "";
+    try {
+      const rows = await transactionBegunWith<{ id: number }, { id: number }[]>(
+        one,
+        (trx) => trx.raw("UPDATE begun SET note = 's' WHERE id = 1 RETURNING id"),
+        async (trx, r) => {
+          inside = (await trx.raw("SELECT current_setting('synchronous_commit') AS s")).rows[0].s;
+          return r;
+        },
+        { asyncCommit: true },
+      );
+      expect(rows).toEqual([{ id: 1 }]);
+    } finally {
+      stop();
+    }
+    expect(inside).toBe("off");
+    expect(sent[0]).toBe("BEGIN; SET LOCAL synchronous_commit TO off; UPDATE begun SET note = 's' WHERE id = 1 RETURNING id");
+    expect(await noteOf(1)).toBe("s");
+    expect((await one.raw("SELECT current_setting('synchronous_commit') AS s")).rows).toEqual([{ s: "on" }]);
+  });
+});
