@@ -5,6 +5,7 @@
  * read hosts through here.
  */
 import type { Knex } from "knex";
+import { queryWithGenericPlan } from "../common/db/generic-plan.js";
 import { prepared } from "../common/db/prepared.js";
 import { RESOURCE_CLASSES, type ResourceClass } from "../common/messages.js";
 import type { HostState } from "./host-state.js";
@@ -122,7 +123,10 @@ export interface Changes {
  */
 export async function readChanges(db: Knex, sinceXid: string, aggregates: Map<string, HostAggregates>): Promise<Changes> {
   const { sql, params } = hostsQuery({ changedSinceXid: sinceXid });
-  const { rows } = (await prepared(
+  // With its generic plan (common/db/generic-plan.ts): index probes from the changed rows
+  // whatever the mark, where a custom plan cost more to make than to run.
+  const rows = await queryWithGenericPlan<ProviderRow & { mark: string; aggregates_at: string | null; services: ServiceRow[] }>(
+    db,
     db.raw(
       `SELECT m.mark, m.aggregates_at, m.services, h.*
          FROM (SELECT ${SNAPSHOT_XMIN} AS mark,
@@ -135,7 +139,7 @@ export async function readChanges(db: Knex, sinceXid: string, aggregates: Map<st
          LEFT JOIN (${sql}) h ON TRUE`,
       [sinceXid, ...params],
     ),
-  )) as { rows: (ProviderRow & { mark: string; aggregates_at: string | null; services: ServiceRow[] })[] };
+  );
   const first = rows[0]!;
   return { mark: first.mark, aggregatesAt: first.aggregates_at ?? "", hosts: toReadHosts(rows, aggregates), services: first.services };
 }

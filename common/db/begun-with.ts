@@ -113,7 +113,7 @@ export function transactionBegunWith<R, T>(
 }
 
 /** The statement as simple-protocol text: `EXECUTE name(values)` of it prepared on conn, or with its values written in. */
-async function simpleStatement(conn: pg.Client, builder: Knex.QueryBuilder | Knex.Raw, prepare: boolean): Promise<string> {
+export async function simpleStatement(conn: pg.Client, builder: Knex.QueryBuilder | Knex.Raw, prepare: boolean): Promise<string> {
   const { sql, bindings } = builder.toSQL().toNative();
   if (!prepare) return inlineParameters(sql, bindings);
   const name = await preparedOn(conn, sql);
