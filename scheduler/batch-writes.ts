@@ -6,7 +6,6 @@
  */
 import type { Knex } from "knex";
 import type { BegunTransaction } from "../common/db/begun-with.js";
-import { prepared } from "../common/db/prepared.js";
 import { computeQueueName } from "../common/queues.js";
 import type { PortSpec } from "../common/messages.js";
 import { OUTBOX_CHANNEL } from "../common/outbox.js";
@@ -37,10 +36,11 @@ export interface Placement {
  * hosts it hash-joined them against a scan of every provider (0.2 ms of the statement's
  * 0.9). Returns the providers won.
  *
- * With `tx`, the statement carries the transaction's COMMIT (common/db/begun-with.ts), one
- * round trip fewer, and the transaction is over when this returns.
+ * The statement carries the transaction's COMMIT (`tx.commitWith`, common/db/begun-with.ts),
+ * one round trip fewer: the transaction is over when this returns. With no claim to make
+ * it sends nothing, and the transaction commits as usual.
  */
-export async function claimAndPlace(trx: Knex.Transaction, claims: ProviderClaim[], chosen: Placement[], tx?: BegunTransaction): Promise<Set<string>> {
+export async function claimAndPlace(trx: Knex.Transaction, claims: ProviderClaim[], chosen: Placement[], tx: BegunTransaction): Promise<Set<string>> {
   if (claims.length === 0) return new Set();
   const want = claims.map((c) => ({ id: c.providerId, gen: c.generation, n: c.count }));
   const allocations = chosen.flatMap(({ inst, choice }) =>
@@ -96,7 +96,6 @@ export async function claimAndPlace(trx: Knex.Transaction, claims: ProviderClaim
      SELECT id, (SELECT count(*) FROM wake) AS woke FROM claimed`,
     [JSON.stringify(want), want.map((w) => w.id), JSON.stringify(allocations), JSON.stringify(instances), JSON.stringify(jobs), JSON.stringify(events), OUTBOX_CHANNEL],
   );
-  type Won = { id: string };
-  const rows = tx ? await tx.commitWith<Won>(statement) : ((await prepared(statement)) as { rows: Won[] }).rows;
+  const rows = await tx.commitWith<{ id: string }>(statement);
   return new Set(rows.map((r) => r.id));
 }

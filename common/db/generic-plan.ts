@@ -11,7 +11,7 @@
  */
 import type { Knex } from "knex";
 import type pg from "pg";
-import { simpleStatement } from "./begun-with.js";
+import { simpleStatement } from "./simple-statement.js";
 
 export async function queryWithGenericPlan<R>(db: Knex, statement: Knex.Raw | Knex.QueryBuilder): Promise<R[]> {
   const conn = (await db.client.acquireConnection()) as pg.Client;

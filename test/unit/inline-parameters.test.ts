@@ -3,7 +3,7 @@
  * one query that carries a transaction's BEGIN. Postgres reads them back as the values.
  */
 import { describe, expect, it } from "vitest";
-import { inlineParameters, literal } from "../../common/db/begun-with.js";
+import { inlineParameters, literal } from "../../common/db/simple-statement.js";
 
 describe("inlineParameters", () => {
   it("replaces each $n by its value, $10 and $1 apart", () => {
