@@ -12,43 +12,83 @@ export interface ComputeRpc {
   close(): Promise<void>;
 }
 
+interface HostChannel {
+  queue: Queue;
+  events: QueueEvents;
+  /** Resolves once the event stream listens: a reply sent before that would be missed. */
+  ready: Promise<unknown>;
+  /** Calls waiting on this channel now; a channel in use is never closed. */
+  users: number;
+}
+
+/**
+ * Each host's channel holds a blocking Redis connection of its own (QueueEvents reads the
+ * queue's event stream), so only the `maxChannels` most recently used stay open: a
+ * region of 10,000 hosts must not cost the API a connection per host it ever asked.
+ */
 export class QueueRpc implements ComputeRpc {
-  private readonly queues = new Map<string, { queue: Queue; events: QueueEvents }>();
+  private readonly channels = new Map<string, HostChannel>();
   private readonly connection;
 
   constructor(
     private readonly redisUrl: string,
     private readonly prefix: string,
     private readonly timeoutMs = 10_000,
+    private readonly maxChannels = 32,
   ) {
     this.connection = producerConnection(redisUrl);
     this.connection.on("error", () => {});
   }
 
-  private async forHost(host: string) {
+  /** Host channels open now (for tests and metrics). */
+  get openChannels(): number {
+    return this.channels.size;
+  }
+
+  private open(name: string): HostChannel {
+    const queue = new Queue(name, { connection: this.connection, prefix: this.prefix, skipVersionCheck: this.channels.size > 0 });
+    const events = new QueueEvents(name, { connection: workerConnection(this.redisUrl), prefix: this.prefix });
+    queue.on("error", () => {});
+    events.on("error", () => {});
+    return { queue, events, ready: events.waitUntilReady(), users: 0 };
+  }
+
+  /** The host's channel, taken for one call: give it back with release(). */
+  private take(host: string): HostChannel {
     const name = computeQueueName(host);
-    let entry = this.queues.get(name);
-    if (!entry) {
-      const queue = new Queue(name, { connection: this.connection, prefix: this.prefix });
-      const events = new QueueEvents(name, { connection: workerConnection(this.redisUrl), prefix: this.prefix });
-      queue.on("error", () => {});
-      events.on("error", () => {});
-      entry = { queue, events };
-      this.queues.set(name, entry);
-      await events.waitUntilReady();
+    let channel = this.channels.get(name);
+    if (channel) this.channels.delete(name); // Map order is use order: it moves to the end.
+    else channel = this.open(name);
+    this.channels.set(name, channel);
+    channel.users++;
+    return channel;
+  }
+
+  private release(channel: HostChannel): void {
+    channel.users--;
+    for (const [name, old] of this.channels) {
+      if (this.channels.size <= this.maxChannels) break;
+      if (old.users > 0) continue;
+      this.channels.delete(name);
+      void Promise.all([old.queue.close(), old.events.close()]).catch(() => {});
     }
-    return entry;
   }
 
   async consoleOutput(host: string, instance: InstanceRef, requestId: string): Promise<string> {
-    const { queue, events } = await this.forHost(host);
-    const data: ComputeJob = { kind: "console", request_id: requestId, instance };
-    const job = await queue.add("console", data, { removeOnComplete: { age: 60 }, removeOnFail: { age: 60 }, attempts: 1 });
-    return (await job.waitUntilFinished(events, this.timeoutMs)) as string;
+    const channel = this.take(host);
+    try {
+      await channel.ready;
+      const data: ComputeJob = { kind: "console", request_id: requestId, instance };
+      const job = await channel.queue.add("console", data, { removeOnComplete: { age: 60 }, removeOnFail: { age: 60 }, attempts: 1 });
+      return (await job.waitUntilFinished(channel.events, this.timeoutMs)) as string;
+    } finally {
+      this.release(channel);
+    }
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.queues.values()].flatMap((e) => [e.queue.close(), e.events.close()]));
+    await Promise.all([...this.channels.values()].flatMap((c) => [c.queue.close(), c.events.close()]));
+    this.channels.clear();
     this.connection.disconnect();
   }
 }
