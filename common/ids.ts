@@ -1,4 +1,5 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
+import { pooledRandomBytes } from "./random-bytes.js";
 
 export const newId = (): string => randomUUID();
 
@@ -13,6 +14,6 @@ export const isUuid = (value: string): boolean => UUID.test(value);
 
 /** Neutron's default base_mac fa:16:3e:00:00:00 with three random octets. */
 export function newMacAddress(): string {
-  const tail = [...randomBytes(3)].map((b) => b.toString(16).padStart(2, "0"));
+  const tail = [...pooledRandomBytes(3)].map((b) => b.toString(16).padStart(2, "0"));
   return ["fa", "16", "3e", ...tail].join(":");
 }

@@ -9,10 +9,10 @@
  * With an enforced quota, one server adds a short transaction for the quota check; the
  * other boots write in a transaction of several statements (boot-transaction.ts says why).
  */
-import { randomBytes } from "node:crypto";
 import type { Static } from "typebox";
 import { badRequest } from "../../common/errors.js";
 import { isUuid, newId } from "../../common/ids.js";
+import { pooledRandomBytes } from "../../common/random-bytes.js";
 import type { Db } from "../../common/db/knex.js";
 import type { FlavorSnapshot, ImageSnapshot } from "../../common/messages.js";
 import { transition } from "../../common/state-machine.js";
@@ -96,7 +96,7 @@ export async function acceptBoot(db: Db, ctx: RequestContext, requestId: string,
   const count = s.max_count ?? s.min_count ?? 1;
   if (count > 1 && nics.some((n) => n.fixedIp !== undefined)) throw badRequest("Unable to launch multiple instances with a single configured port or fixed IP.");
   const ids = Array.from({ length: count }, () => newId());
-  const reservationId = `r-${randomBytes(4).toString("hex")}`;
+  const reservationId = `r-${pooledRandomBytes(4).toString("hex")}`;
 
   const subnetsOf = (networkId: string): SubnetRow[] => found.subnets.filter((sub) => sub.network_id === networkId);
   const rows: BootRows = {
@@ -142,5 +142,5 @@ export async function acceptBoot(db: Db, ctx: RequestContext, requestId: string,
   } else {
     await writeBootInTransaction(db, ctx, { rows, nics, flavor, metadata: s.metadata, extras, enforceQuotas: options.enforceQuotas });
   }
-  return { id: ids[0]!, ids, reservationId, adminPass: s.adminPass ?? randomBytes(9).toString("base64url") };
+  return { id: ids[0]!, ids, reservationId, adminPass: s.adminPass ?? pooledRandomBytes(9).toString("base64url") };
 }
