@@ -82,23 +82,46 @@ const COLUMNS: Record<Exclude<keyof PlaceableInstance | keyof SpawnSource, "host
 };
 const SELECT = `${Object.keys(COLUMNS).map((c) => `instances.${c}`).join(", ")}, ${EXTRAS}`;
 
+/** A boot waiting for a host, as the waiting-boots index (migration 009) is defined: written as literals so that a generic plan can use it too. */
+const WAITING = "vm_state = 'building' AND task_state = 'scheduling' AND host IS NULL";
+const PLAIN_COLUMNS = Object.keys(COLUMNS).join(", ");
+
 /**
  * The statement that locks a batch's boots, not yet run: it is the first statement of the
  * placement's transaction and carries its BEGIN, as a prepared statement run by EXECUTE
  * (common/db/begun-with.ts).
+ *
+ * Waiting boots are taken oldest first by walking the waiting-boots index, locking as it
+ * goes and stopping at the batch's size (FOR UPDATE SKIP LOCKED under the LIMIT): a sort
+ * of every waiting boot, which `ORDER BY (reservation_id = …) DESC, …` needed, cost 27 to
+ * 45 ms a batch with 7,500 waiting. A job's own multi-create comes first from the
+ * reservation's index, and the oldest others fill the batch up.
  */
-export function lockQuery(trx: Knex.Transaction, which: BatchSelection): Knex.QueryBuilder {
+export function lockQuery(trx: Knex.Transaction, which: BatchSelection): Knex.QueryBuilder | Knex.Raw {
   const cols = trx.raw(SELECT);
   if ("ids" in which) {
     return trx("instances").whereRaw("id = ANY(?::uuid[])", [which.ids]).orderBy("seq").forUpdate().select(cols);
   }
-  const q = trx("instances").where({ vm_state: "building", task_state: "scheduling" }).whereNull("host");
-  if (which.minAgeSec) q.where("updated_at", "<", trx.raw("now() - make_interval(secs => ?)", [which.minAgeSec]));
-  let limit = which.pending;
-  if (which.first) {
-    // The whole multi-create of the first boot comes first, however large, so it is placed in one pass.
-    limit = Math.max(limit, which.first.waitingInReservation);
-    q.orderByRaw("(reservation_id = ?) DESC, (id = ?) DESC", [which.first.reservationId, which.first.id]);
+  if (!which.first) {
+    const q = trx("instances").whereRaw(WAITING);
+    if (which.minAgeSec) q.where("updated_at", "<", trx.raw("now() - make_interval(secs => ?)", [which.minAgeSec]));
+    return q.orderBy("seq").limit(which.pending).forUpdate().skipLocked().select(cols);
   }
-  return q.orderBy("seq").limit(limit).forUpdate().skipLocked().select(cols);
+  // The whole multi-create of the first boot comes first, however large, so it is placed in one pass.
+  const limit = Math.max(which.pending, which.first.waitingInReservation);
+  // The columns come from the locking scans, which see each row as it is once locked.
+  return trx.raw(
+    `WITH mine AS (
+       SELECT ${PLAIN_COLUMNS} FROM instances
+        WHERE reservation_id = ? AND ${WAITING}
+        ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED),
+     others AS (
+       SELECT ${PLAIN_COLUMNS} FROM instances
+        WHERE ${WAITING} AND reservation_id <> ?
+        ORDER BY seq LIMIT greatest(?::int - (SELECT count(*) FROM mine), 0) FOR UPDATE SKIP LOCKED)
+     SELECT ${SELECT}
+       FROM (SELECT *, 0 AS part FROM mine UNION ALL SELECT *, 1 AS part FROM others) instances
+      ORDER BY instances.part, (instances.id = ?) DESC, instances.seq`,
+    [which.first.reservationId, limit, which.first.reservationId, limit, which.first.id],
+  );
 }

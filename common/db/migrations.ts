@@ -11,6 +11,7 @@ import * as m005 from "../../migrations/005_resilience.js";
 import * as m006 from "../../migrations/006_placement_scale.js";
 import * as m007 from "../../migrations/007_list_indexes.js";
 import * as m008 from "../../migrations/008_change_xids.js";
+import * as m009 from "../../migrations/009_waiting_boots_index.js";
 import type { Db } from "./knex.js";
 
 const ALL: Record<string, Knex.Migration> = {
@@ -22,6 +23,7 @@ const ALL: Record<string, Knex.Migration> = {
   "006_placement_scale": m006,
   "007_list_indexes": m007,
   "008_change_xids": m008,
+  "009_waiting_boots_index": m009,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {
