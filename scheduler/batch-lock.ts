@@ -125,3 +125,12 @@ export function lockQuery(trx: Knex.Transaction, which: BatchSelection): Knex.Qu
     [which.first.reservationId, limit, which.first.reservationId, limit, which.first.id],
   );
 }
+
+/**
+ * How the lock runs: prepared, with its generic plan. Every shape of lockQuery is index
+ * probes or an index walk whatever its values, but Postgres kept planning the ids and
+ * oldest-first shapes afresh on every run (their custom plans estimated cheaper): 0.6 to
+ * 1.2 ms of a lock that then runs in 0.6 to 1.7 (7,500 boots waiting; each generic plan
+ * checked with EXPLAIN).
+ */
+export const LOCK_OPTIONS = { prepare: true, genericPlan: true } as const;

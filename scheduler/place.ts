@@ -15,7 +15,7 @@ import { computeQueueName } from "../common/queues.js";
 import type { InstanceState } from "../common/state-machine.js";
 import { hostsOfInstances, loadServerGroupSpecs } from "./candidates.js";
 import { BatchLedger, RoundDecisions, type BatchItem, type Choice } from "./batch-decisions.js";
-import { lockQuery, type BatchSelection, type LockedBoot } from "./batch-lock.js";
+import { LOCK_OPTIONS, lockQuery, type BatchSelection, type LockedBoot } from "./batch-lock.js";
 import { claimAndPlace } from "./batch-writes.js";
 import { claim } from "./claim.js";
 import type { FilterResult, RequestSpec } from "./filters/index.js";
@@ -230,7 +230,7 @@ function placeRound(deps: PlacementDeps, which: BatchSelection, lostBefore: Read
       lostNow.map((c) => c.instanceId),
       [...new Set(lostNow.map((c) => c.providerId))],
     );
-  }, { prepare: true }));
+  }, LOCK_OPTIONS));
 }
 
 /** Places one instance (waiting for its row lock if another scheduler holds it). */

@@ -78,6 +78,14 @@ export interface BegunWithOptions {
    * harmless, because what it wrote is done again (the outbox relay's marks).
    */
   asyncCommit?: boolean;
+  /**
+   * Run the prepared first statement with its generic plan (`SET LOCAL plan_cache_mode TO
+   * force_generic_plan` before it, back to the default after it, in the same query): for a
+   * statement whose plan does not depend on its values but which Postgres would plan on
+   * every run, because its custom plans are estimated cheaper (common/db/generic-plan.ts).
+   * With `prepare` only.
+   */
+  genericPlan?: boolean;
 }
 
 /**
@@ -96,8 +104,16 @@ export function transactionBegunWith<R, T>(
     // node-postgres directly: through knex, every `?` of the text, literals included, would
     // be taken for a placeholder.
     const conn = (await trx.client.acquireConnection()) as pg.Client;
-    const begin = opts.asyncCommit ? "BEGIN; SET LOCAL synchronous_commit TO off;" : "BEGIN;";
-    const results = (await conn.query(`${begin} ${await simpleStatement(conn, first(trx), opts.prepare ?? false)}`)) as unknown as pg.QueryResult[];
+    const generic = opts.genericPlan === true && opts.prepare === true;
+    const parts = [
+      "BEGIN",
+      ...(opts.asyncCommit ? ["SET LOCAL synchronous_commit TO off"] : []),
+      ...(generic ? ["SET LOCAL plan_cache_mode TO force_generic_plan"] : []),
+      await simpleStatement(conn, first(trx), opts.prepare ?? false),
+    ];
+    const firstAt = parts.length - 1;
+    if (generic) parts.push("SET LOCAL plan_cache_mode TO DEFAULT");
+    const results = (await conn.query(parts.join("; "))) as unknown as pg.QueryResult[];
     const tx: BegunTransaction = {
       commitWith: async <L>(last: Knex.QueryBuilder | Knex.Raw) => {
         const ended = (await conn.query(`${await simpleStatement(conn, last, true)}; COMMIT`)) as unknown as pg.QueryResult[];
@@ -105,7 +121,7 @@ export function transactionBegunWith<R, T>(
         return ended[0]!.rows as L[];
       },
     };
-    return rest(trx, results.at(-1)!.rows as R[], tx);
+    return rest(trx, results[firstAt]!.rows as R[], tx);
   };
   // What db.transaction() passes (knex/lib/knex-builder/make-knex.js).
   const transaction = new BegunByFirstStatement(db.client, container, { userParams: {}, doNotRejectOnRollback: true });

@@ -5,7 +5,7 @@
  * transaction holds, nor one no longer waiting.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { lockQuery, readFirstBoot, type BatchSelection, type LockedBoot } from "../../scheduler/batch-lock.js";
+import { LOCK_OPTIONS, lockQuery, readFirstBoot, type BatchSelection, type LockedBoot } from "../../scheduler/batch-lock.js";
 import { transactionBegunWith } from "../../common/db/begun-with.js";
 import { MEMBER_P1, bootables, client, createExtApp, type ExtApp } from "./ext-support.js";
 
@@ -32,7 +32,7 @@ async function locked(which: BatchSelection, during: () => Promise<void> = async
   return transactionBegunWith<LockedBoot, string[]>(t.database.db, (trx) => lockQuery(trx, which), async (_trx, rows) => {
     await during();
     return rows.map((r) => r.id);
-  }, { prepare: true });
+  }, LOCK_OPTIONS);
 }
 
 describe("the placement batch's lock", () => {

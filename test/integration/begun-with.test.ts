@@ -190,3 +190,38 @@ describe("asyncCommit", () => {
     expect((await one.raw("SELECT current_setting('synchronous_commit') AS s")).rows).toEqual([{ s: "on" }]);
   });
 });
+
+describe("genericPlan", () => {
+  it("runs the prepared first statement with its generic plan, and leaves the rest of the transaction planning as usual", async () => {
+    // Prepared statements are the connection's: read them on it (an earlier test may have run this one).
+    const plansOf = async (name: string) =>
+      (await one.raw("SELECT generic_plans::int AS generic, custom_plans::int AS custom FROM pg_prepared_statements WHERE name = ?", [name])).rows[0] ?? { generic: 0, custom: 0 };
+    const before = (await one.raw("SELECT name, generic_plans::int AS generic, custom_plans::int AS custom FROM pg_prepared_statements")).rows as { name: string; generic: number; custom: number }[];
+    const { sent, stop } = await recordQueries(one);
+    const settings: string[] = [];
+    try {
+      for (const id of [1, 2, 3]) {
+        const rows = await transactionBegunWith<{ note: string }, { note: string }[]>(
+          one,
+          (trx) => trx("begun").where({ id }).forUpdate().select("note"),
+          async (trx, r) => {
+            settings.push((await trx.raw("SELECT current_setting('plan_cache_mode') AS m")).rows[0].m);
+            return r;
+          },
+          { prepare: true, genericPlan: true },
+        );
+        expect(rows).toHaveLength(1);
+      }
+    } finally {
+      stop();
+    }
+    expect(settings).toEqual(["auto", "auto", "auto"]);
+    const begun = sent.filter((q) => q.startsWith("BEGIN"));
+    expect(begun).toHaveLength(3);
+    expect(begun[0]).toMatch(/^BEGIN; SET LOCAL plan_cache_mode TO force_generic_plan; EXECUTE (first_[0-9a-f]{20})\(1\); SET LOCAL plan_cache_mode TO DEFAULT$/);
+    const name = /EXECUTE (\S+)\(/.exec(begun[0]!)![1];
+    const was = before.find((p) => p.name === name) ?? { generic: 0, custom: 0 };
+    const now = await plansOf(name!);
+    expect({ generic: now.generic - was.generic, custom: now.custom - was.custom }).toEqual({ generic: 3, custom: 0 });
+  });
+});
