@@ -8,9 +8,11 @@
  * - `b2` (the default): B2's 1,000 servers over 100 hosts (bench/b2-boot-delete.ts runOnce):
  *   boots/s, and B7's CPU per server created and deleted, by process;
  * - `b4`: B4's decision latency at 10,000 hosts (bench/b4-decide.ts latency, 500 decisions):
- *   p50 and p99 of a whole decision and of its filters and weighers.
+ *   p50 and p99 of a whole decision and of its filters and weighers;
+ * - `b1`: B1 as `npm run bench` runs it (bench/b1-accept.ts, median of its 3 repeats): p50 and
+ *   requests/s at 16 clients and at 1, and the API's and Postgres' CPU per boot at 16.
  *
- *   npx tsx bench/ab-commits.ts <commit> [<other commit> | . (this checkout, the default)] [rounds=3] [b2|b4]
+ *   npx tsx bench/ab-commits.ts <commit> [<other commit> | . (this checkout, the default)] [rounds=3] [b2|b4|b1]
  *
  * A commit is checked out as a git worktree in a temporary folder, with this checkout's
  * node_modules linked in (its dependencies must be the same); each run is a child process
@@ -24,8 +26,8 @@ import { median, round } from "./lib/http-load.js";
 import { repoRoot } from "./stack.js";
 
 const [base, other = ".", roundsArg = "3", scenario = "b2"] = process.argv.slice(2);
-if (!base || !["b2", "b4"].includes(scenario)) {
-  throw new Error("usage: npx tsx bench/ab-commits.ts <commit> [<other commit> | .] [rounds=3] [b2|b4]");
+if (!base || !["b2", "b4", "b1"].includes(scenario)) {
+  throw new Error("usage: npx tsx bench/ab-commits.ts <commit> [<other commit> | .] [rounds=3] [b2|b4|b1]");
 }
 const ROUNDS = Number(roundsArg);
 
@@ -50,6 +52,16 @@ const r = await latency(10000, 500);
 console.log(JSON.stringify({
   decisionP50Ms: r.decision.p50_ms, decisionP99Ms: r.decision.p99_ms,
   inMemoryP50Ms: r.filter_and_weigh.p50_ms, inMemoryP99Ms: r.filter_and_weigh.p99_ms,
+}));
+`;
+
+const RUN_B1 = `
+const { run } = await import(process.argv[2] + "/bench/b1-accept.ts");
+const r = await run({ quick: false });
+console.log(JSON.stringify({
+  c16P50Ms: r.clients16.p50Ms, c16PerSec: r.clients16.requestsPerSec,
+  c16ApiCpuMs: r.clients16.cpuMsPerRequest.api, c16PostgresCpuMs: r.clients16.cpuMsPerRequest.postgres,
+  seqP50Ms: r.sequential.p50Ms,
 }));
 `;
 
@@ -82,7 +94,7 @@ const dir = await mkdtemp(path.join(os.tmpdir(), "cirrus-ab-"));
 const roots: string[] = [];
 try {
   const script = path.join(dir, "run-one.mts");
-  await writeFile(script, scenario === "b4" ? RUN_B4 : RUN_B2);
+  await writeFile(script, { b1: RUN_B1, b2: RUN_B2, b4: RUN_B4 }[scenario]!);
   for (const ref of [base, other]) roots.push(await checkout(ref, dir));
   const runs: Figures[][] = [[], []];
   for (let r = 0; r < ROUNDS; r++) {
