@@ -11,7 +11,7 @@ import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { flattenFigures, renderFigures, replaceBetween, type FigureRow, type ResultSource } from "./lib/figures.js";
-import { machineInfo, type MachineInfo } from "./lib/machine.js";
+import { machineInfo, syscallCostNs, type MachineInfo } from "./lib/machine.js";
 import { repoRoot } from "./stack.js";
 
 interface BenchModule {
@@ -90,7 +90,7 @@ async function regenerateDoc(): Promise<void> {
   }
   const machineLines = [...machines].map(
     ([file, m]) =>
-      `- \`bench/results/${file}\`: ${m.date}, commit \`${m.commit}\`${m.uncommittedFiles ? ` (+${m.uncommittedFiles} uncommitted files)` : ""}, ${m.cpuModel}, ${m.cores} cores, ${m.ramGb} GB, Node ${m.node}, PostgreSQL ${m.postgres}, Redis ${m.redis}, load average ${m.loadAverage1m} at the start`,
+      `- \`bench/results/${file}\`: ${m.date}, commit \`${m.commit}\`${m.uncommittedFiles ? ` (+${m.uncommittedFiles} uncommitted files)` : ""}, ${m.cpuModel}, ${m.cores} cores, ${m.ramGb} GB, Node ${m.node}, PostgreSQL ${m.postgres}, Redis ${m.redis}, load average ${m.loadAverage1m} at the start${m.syscallNs ? `, a system call ${m.syscallNs.start} ns at the start${m.syscallNs.end !== undefined ? ` and ${m.syscallNs.end} at the end` : ""}` : ""}`,
   );
   const doc = await readFile(docFile, "utf8");
   await writeFile(docFile, replaceBetween(doc, "bench:figures", `${renderFigures(sources)}\n\nMeasured on:\n\n${machineLines.join("\n")}`));
@@ -124,6 +124,11 @@ for (const file of await moduleFiles()) {
     console.error(`!! ${nameOf(file)} failed: ${out.errors[nameOf(file)]}`);
   }
   out.secondsByModule[nameOf(file)] = Math.round((Date.now() - started) / 1000);
+  await save();
+}
+const endCost = syscallCostNs();
+if (out.machine.syscallNs && endCost !== null) {
+  out.machine.syscallNs.end = endCost;
   await save();
 }
 console.error(`results: ${path.relative(repoRoot, resultFile)}`);
