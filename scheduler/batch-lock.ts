@@ -4,41 +4,15 @@
  * policy, and their ports (the spawn job carries them). One round trip instead of four.
  */
 import type { Knex } from "knex";
-import { prepared } from "../common/db/prepared.js";
 import type { ServerGroupPolicy } from "./filters/index.js";
 import type { PlaceableInstance } from "./place.js";
 import type { PortRow, SpawnSource } from "./spawn-spec.js";
 
-/** The boot a schedule job names, as readFirstBoot found it. */
-export interface FirstBoot {
-  id: string;
-  reservationId: string;
-  /** Boots of its reservation (its multi-create) still waiting, itself included. */
-  waitingInReservation: number;
-}
-
 /**
  * Which instances a batch takes: named ones (waiting for their locks), or the oldest
- * waiting ones, a job's own boot and the rest of its multi-create first.
+ * waiting ones, with the whole multi-create of a job's own boot (`first`, its id) first.
  */
-export type BatchSelection = { ids: string[] } | { pending: number; first?: FirstBoot; minAgeSec?: number };
-
-/**
- * The boot a schedule job names, if it still waits for a host, with the size of its
- * multi-create: one read before the batch's transaction (not a second statement inside it).
- */
-export async function readFirstBoot(db: Knex, id: string): Promise<FirstBoot | null> {
-  const { rows } = (await prepared(
-    db.raw(
-      `SELECT x.reservation_id,
-              (SELECT count(*) FROM instances r WHERE r.reservation_id = x.reservation_id AND r.task_state = 'scheduling')::int AS n
-         FROM instances x WHERE x.id = ? AND x.task_state = 'scheduling' AND x.host IS NULL`,
-      [id],
-    ),
-  )) as { rows: { reservation_id: string; n: number }[] };
-  const row = rows[0];
-  return row ? { id, reservationId: row.reservation_id, waitingInReservation: row.n } : null;
-}
+export type BatchSelection = { ids: string[] } | { pending: number; first?: string; minAgeSec?: number };
 
 export interface LockedBoot extends PlaceableInstance {
   create_request_id: string | null;
@@ -107,22 +81,25 @@ export function lockQuery(trx: Knex.Transaction, which: BatchSelection): Knex.Qu
     if (which.minAgeSec) q.where("updated_at", "<", trx.raw("now() - make_interval(secs => ?)", [which.minAgeSec]));
     return q.orderBy("seq").limit(which.pending).forUpdate().skipLocked().select(cols);
   }
-  // The whole multi-create of the first boot comes first, however large, so it is placed in one pass.
-  const limit = Math.max(which.pending, which.first.waitingInReservation);
-  // The columns come from the locking scans, which see each row as it is once locked.
+  // The job's boot and the rest of its multi-create, however many (a multi-create is placed
+  // in one pass), then the oldest others up to the batch's size. Found by the job's boot's id
+  // alone, so no read comes before the transaction: if that boot is no longer waiting (another
+  // batch took it), the batch takes whatever else waits, or nothing. The columns come from the
+  // locking scans, which see each row as it is once locked.
   return trx.raw(
-    `WITH mine AS (
+    `WITH job AS (SELECT reservation_id FROM instances WHERE id = ?),
+     mine AS (
        SELECT ${PLAIN_COLUMNS} FROM instances
-        WHERE reservation_id = ? AND ${WAITING}
-        ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED),
+        WHERE reservation_id = (SELECT reservation_id FROM job) AND ${WAITING}
+        ORDER BY seq FOR UPDATE SKIP LOCKED),
      others AS (
        SELECT ${PLAIN_COLUMNS} FROM instances
-        WHERE ${WAITING} AND reservation_id <> ?
+        WHERE ${WAITING} AND reservation_id IS DISTINCT FROM (SELECT reservation_id FROM job)
         ORDER BY seq LIMIT greatest(?::int - (SELECT count(*) FROM mine), 0) FOR UPDATE SKIP LOCKED)
      SELECT ${SELECT}
        FROM (SELECT *, 0 AS part FROM mine UNION ALL SELECT *, 1 AS part FROM others) instances
       ORDER BY instances.part, (instances.id = ?) DESC, instances.seq`,
-    [which.first.reservationId, limit, which.first.reservationId, limit, which.first.id],
+    [which.first, which.pending, which.first],
   );
 }
 

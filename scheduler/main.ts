@@ -20,7 +20,6 @@ import { applyReport, applyReportBatch, isBatchable, type BatchableReport, type 
 import { startRecovery } from "./recovery.js";
 import { flushHeartbeats } from "./heartbeats.js";
 import { DEFAULT_VIEW_OPTIONS, HostStateView } from "./host-state-view.js";
-import { readFirstBoot } from "./batch-lock.js";
 import { placeBatch, placeUntilSettled } from "./place.js";
 import { RecentSet } from "../common/recent-set.js";
 
@@ -66,11 +65,9 @@ const scheduler = new Worker<ScheduleJob>(
     // The job is a wake-up: the batch takes this boot first and whatever else is waiting.
     const id = job.data.instance_id;
     // Most jobs of a burst find their boot placed already by an earlier batch of this
-    // process (nothing to read) or of another one (one read, no transaction).
+    // process: nothing to do. A boot another process placed leaves this batch whatever else waits.
     if (decidedHere.has(id)) return "skipped";
-    const first = await readFirstBoot(db, id);
-    if (!first) return "skipped";
-    const outcomes = await placeBatch(deps, { pending: PLACEMENT_BATCH, first });
+    const outcomes = await placeBatch(deps, { pending: PLACEMENT_BATCH, first: id });
     // One job wakes the scheduler for every boot its statement wrote (api/servers/boot-write.ts):
     // while batches come back full, more may be waiting; take them too.
     for (let more = outcomes.size >= PLACEMENT_BATCH; more; ) {

@@ -2,10 +2,11 @@
  * Which waiting boots a placement batch locks (scheduler/batch-lock.ts), against real
  * Postgres: a job's own multi-create first, its own boot at the head, however large the
  * multi-create; then the oldest other boots up to the batch's size; never a boot another
- * transaction holds, nor one no longer waiting.
+ * transaction holds, nor one no longer waiting; and when the job's own boot is gone, whatever
+ * else waits.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LOCK_OPTIONS, lockQuery, readFirstBoot, type BatchSelection, type LockedBoot } from "../../scheduler/batch-lock.js";
+import { LOCK_OPTIONS, lockQuery, type BatchSelection, type LockedBoot } from "../../scheduler/batch-lock.js";
 import { transactionBegunWith } from "../../common/db/begun-with.js";
 import { MEMBER_P1, bootables, client, createExtApp, type ExtApp } from "./ext-support.js";
 
@@ -43,8 +44,7 @@ describe("the placement batch's lock", () => {
     expect(multi).toHaveLength(3);
     const newer = await boot("new-1");
 
-    const first = (await readFirstBoot(t.database.db, multi[1]!))!;
-    expect(first.waitingInReservation).toBe(3);
+    const first = multi[1]!;
     // A batch of 2 still takes the whole multi-create, and nothing else.
     expect(await locked({ pending: 2, first })).toEqual([multi[1], multi[0], multi[2]]);
     // A batch of 5: the multi-create, then the two oldest others.
@@ -58,7 +58,7 @@ describe("the placement batch's lock", () => {
     await t.database.db("instances").update({ task_state: null, vm_state: "error" });
     const ids = [...(await boot("s-1")), ...(await boot("s-2")), ...(await boot("s-3")), ...(await boot("s-4"))];
     await t.database.db("instances").where({ id: ids[1] }).update({ host: "somewhere", task_state: "spawning" });
-    const first = (await readFirstBoot(t.database.db, ids[3]!))!;
+    const first = ids[3]!;
     let inner: string[] = [];
     const outer = await locked({ pending: 1 }, async () => {
       // While the oldest is held, a second batch takes the next waiting ones.
@@ -66,6 +66,19 @@ describe("the placement batch's lock", () => {
     });
     expect(outer).toEqual([ids[0]]);
     expect(inner).toEqual([ids[3], ids[2]]);
+  });
+
+  it("takes the rest of the job's multi-create and the oldest others when the job's own boot no longer waits", async () => {
+    await t.database.db("instances").update({ task_state: null, vm_state: "error" });
+    const older = await boot("gone-old");
+    const multi = await boot("gone-multi", 3);
+    await t.database.db("instances").where({ id: multi[0] }).update({ host: "elsewhere", task_state: "spawning" });
+    expect(await locked({ pending: 3, first: multi[0]! })).toEqual([multi[1], multi[2], older[0]]);
+    await t.database.db("instances").whereIn("id", [...older, ...multi]).update({ host: "elsewhere", task_state: "spawning" });
+    expect(await locked({ pending: 3, first: multi[0]! })).toEqual([]);
+    // A job whose boot was deleted before it ran (no row at all) still takes what waits.
+    const [waiting] = await boot("gone-after");
+    expect(await locked({ pending: 3, first: "00000000-0000-4000-8000-00000000dead" })).toEqual([waiting]);
   });
 
   it("takes only the boots waiting long enough when asked for a minimum age", async () => {
