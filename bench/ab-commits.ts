@@ -9,10 +9,12 @@
  *   boots/s, and B7's CPU per server created and deleted, by process;
  * - `b4`: B4's decision latency at 10,000 hosts (bench/b4-decide.ts latency, 500 decisions):
  *   p50 and p99 of a whole decision and of its filters and weighers;
+ * - `b4t`: B4's decisions per second at 1,000 hosts, 2,000 boots each with its own job, with
+ *   1 and with 3 scheduler processes (bench/b4-decide.ts throughput);
  * - `b1`: B1 as `npm run bench` runs it (bench/b1-accept.ts, median of its 3 repeats): p50 and
  *   requests/s at 16 clients and at 1, and the API's and Postgres' CPU per boot at 16.
  *
- *   npx tsx bench/ab-commits.ts <commit> [<other commit> | . (this checkout, the default)] [rounds=3] [b2|b4|b1]
+ *   npx tsx bench/ab-commits.ts <commit> [<other commit> | . (this checkout, the default)] [rounds=3] [b2|b4|b4t|b1]
  *
  * A commit is checked out as a git worktree in a temporary folder, with this checkout's
  * node_modules linked in (its dependencies must be the same); each run is a child process
@@ -26,8 +28,8 @@ import { median, round } from "./lib/http-load.js";
 import { repoRoot } from "./stack.js";
 
 const [base, other = ".", roundsArg = "3", scenario = "b2"] = process.argv.slice(2);
-if (!base || !["b2", "b4", "b1"].includes(scenario)) {
-  throw new Error("usage: npx tsx bench/ab-commits.ts <commit> [<other commit> | .] [rounds=3] [b2|b4|b1]");
+if (!base || !["b2", "b4", "b4t", "b1"].includes(scenario)) {
+  throw new Error("usage: npx tsx bench/ab-commits.ts <commit> [<other commit> | .] [rounds=3] [b2|b4|b4t|b1]");
 }
 const ROUNDS = Number(roundsArg);
 
@@ -53,6 +55,13 @@ console.log(JSON.stringify({
   decisionP50Ms: r.decision.p50_ms, decisionP99Ms: r.decision.p99_ms,
   inMemoryP50Ms: r.filter_and_weigh.p50_ms, inMemoryP99Ms: r.filter_and_weigh.p99_ms,
 }));
+`;
+
+const RUN_B4T = `
+const { throughput } = await import(process.argv[2] + "/bench/b4-decide.ts");
+const one = await throughput(1000, 1, 2000);
+const three = await throughput(1000, 3, 2000);
+console.log(JSON.stringify({ decisionsPerSec1: one.decisions_per_s, decisionsPerSec3: three.decisions_per_s }));
 `;
 
 const RUN_B1 = `
@@ -94,7 +103,7 @@ const dir = await mkdtemp(path.join(os.tmpdir(), "cirrus-ab-"));
 const roots: string[] = [];
 try {
   const script = path.join(dir, "run-one.mts");
-  await writeFile(script, { b1: RUN_B1, b2: RUN_B2, b4: RUN_B4 }[scenario]!);
+  await writeFile(script, { b1: RUN_B1, b2: RUN_B2, b4: RUN_B4, b4t: RUN_B4T }[scenario]!);
   for (const ref of [base, other]) roots.push(await checkout(ref, dir));
   const runs: Figures[][] = [[], []];
   for (let r = 0; r < ROUNDS; r++) {
