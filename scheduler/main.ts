@@ -65,7 +65,7 @@ const scheduler = new Worker<ScheduleJob>(
     // The job is a wake-up: the batch takes this boot first and whatever else is waiting.
     const id = job.data.instance_id;
     // Most jobs of a burst find their boot placed already by an earlier batch of this
-    // process: nothing to do. A boot another process placed leaves this batch whatever else waits.
+    // process (nothing to send) or of another one (the batch's lock takes nothing).
     if (decidedHere.has(id)) return "skipped";
     const outcomes = await placeBatch(deps, { pending: PLACEMENT_BATCH, first: id });
     // One job wakes the scheduler for every boot its statement wrote (api/servers/boot-write.ts):

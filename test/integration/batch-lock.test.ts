@@ -2,8 +2,7 @@
  * Which waiting boots a placement batch locks (scheduler/batch-lock.ts), against real
  * Postgres: a job's own multi-create first, its own boot at the head, however large the
  * multi-create; then the oldest other boots up to the batch's size; never a boot another
- * transaction holds, nor one no longer waiting; and when the job's own boot is gone, whatever
- * else waits.
+ * transaction holds, nor one no longer waiting; nothing when the job's own boot is gone.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LOCK_OPTIONS, lockQuery, type BatchSelection, type LockedBoot } from "../../scheduler/batch-lock.js";
@@ -68,17 +67,16 @@ describe("the placement batch's lock", () => {
     expect(inner).toEqual([ids[3], ids[2]]);
   });
 
-  it("takes the rest of the job's multi-create and the oldest others when the job's own boot no longer waits", async () => {
+  it("takes nothing when the job's own boot no longer waits (another batch took it and its multi-create)", async () => {
     await t.database.db("instances").update({ task_state: null, vm_state: "error" });
-    const older = await boot("gone-old");
+    const [older] = await boot("gone-old");
     const multi = await boot("gone-multi", 3);
     await t.database.db("instances").where({ id: multi[0] }).update({ host: "elsewhere", task_state: "spawning" });
-    expect(await locked({ pending: 3, first: multi[0]! })).toEqual([multi[1], multi[2], older[0]]);
-    await t.database.db("instances").whereIn("id", [...older, ...multi]).update({ host: "elsewhere", task_state: "spawning" });
     expect(await locked({ pending: 3, first: multi[0]! })).toEqual([]);
-    // A job whose boot was deleted before it ran (no row at all) still takes what waits.
-    const [waiting] = await boot("gone-after");
-    expect(await locked({ pending: 3, first: "00000000-0000-4000-8000-00000000dead" })).toEqual([waiting]);
+    // Nor when it was deleted before its job ran (no row at all).
+    expect(await locked({ pending: 3, first: "00000000-0000-4000-8000-00000000dead" })).toEqual([]);
+    // The others still wait, for a batch whose own boot does.
+    expect(await locked({ pending: 3, first: multi[1]! })).toEqual([multi[1], multi[2], older]);
   });
 
   it("takes only the boots waiting long enough when asked for a minimum age", async () => {
