@@ -26,6 +26,7 @@
 import { createRequire } from "node:module";
 import type { Knex } from "knex";
 import type pg from "pg";
+import { FORCE_GENERIC_PLAN } from "./generic-plan.js";
 import { simpleStatement } from "./simple-statement.js";
 
 interface KnexTransaction {
@@ -108,7 +109,7 @@ export function transactionBegunWith<R, T>(
     const parts = [
       "BEGIN",
       ...(opts.asyncCommit ? ["SET LOCAL synchronous_commit TO off"] : []),
-      ...(generic ? ["SET LOCAL plan_cache_mode TO force_generic_plan"] : []),
+      ...(generic ? [FORCE_GENERIC_PLAN] : []),
       await simpleStatement(conn, first(trx), opts.prepare ?? false),
     ];
     const firstAt = parts.length - 1;

@@ -13,11 +13,14 @@ import type { Knex } from "knex";
 import type pg from "pg";
 import { simpleStatement } from "./simple-statement.js";
 
+/** The setting that makes the statements after it in its transaction run with their generic plans. */
+export const FORCE_GENERIC_PLAN = "SET LOCAL plan_cache_mode TO force_generic_plan";
+
 export async function queryWithGenericPlan<R>(db: Knex, statement: Knex.Raw | Knex.QueryBuilder): Promise<R[]> {
   const conn = (await db.client.acquireConnection()) as pg.Client;
   try {
     const text = await simpleStatement(conn, statement, true);
-    const results = (await conn.query(`SET LOCAL plan_cache_mode TO force_generic_plan; ${text}`)) as unknown as pg.QueryResult[];
+    const results = (await conn.query(`${FORCE_GENERIC_PLAN}; ${text}`)) as unknown as pg.QueryResult[];
     return results[1]!.rows as R[];
   } finally {
     db.client.releaseConnection(conn);
