@@ -136,7 +136,13 @@ function statement(boots: BootRows[], portsPerBoot: Port[][], claims: Claim[]): 
     ctes.push(`cand${j} AS (SELECT ip, row_number() OVER () AS k FROM (${cand.sql}) c)`);
     b.push(...cand.bindings);
   });
-  const enough = claims.map((c, j) => `(SELECT count(*) FROM cand${j}) = ${c.portIds.length}`);
+  // The counts are parameters, not literals: the text must not change with the batch's size,
+  // or each size would be a prepared statement of its own, planned afresh on each of its first
+  // five runs on every connection (a batch of 1 to MAX_BATCH boots: most of B1's writes were).
+  const enough = claims.map((c, j) => {
+    b.push(c.portIds.length);
+    return `(SELECT count(*) FROM cand${j}) = ?::bigint`;
+  });
   ctes.push(`ok AS (SELECT ${enough.length ? enough.join(" AND ") : "true"} AS ok)`);
 
   // Per instance: id, name, launch index, its boot (1-based); per boot: the shared columns.

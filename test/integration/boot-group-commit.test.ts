@@ -133,6 +133,16 @@ describe("group commit of concurrent boots", () => {
     for (const a of acts) expect(a.project_id).toBe(asked[ids.indexOf(a.instance_id)]![1]);
   });
 
+  it("a write's text is the same whatever its number of boots, so it stays one prepared statement", async () => {
+    const net = await network(admin, "sizes", "10.7.0.0/24");
+    writes = [];
+    expect((await boot(admin, "size-1", net.id)).status).toBe(202);
+    expect((await boot(admin, "size-3", net.id, 3)).status).toBe(202);
+    expect(writes).toHaveLength(2);
+    expect(writes[1]).toBe(writes[0]);
+    expect((await addresses("size-")).map((r) => r.name).sort()).toEqual(["size-1", "size-3-1", "size-3-2", "size-3-3"]);
+  });
+
   it("boots of one batch on one subnet never share an address, multi-creates included", async () => {
     const gate = await network(admin, "gate1", "10.4.0.0/24");
     const shared = await network(admin, "shared", "10.5.0.0/24");
