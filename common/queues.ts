@@ -43,6 +43,20 @@ export function producerConnection(redisUrl: string): Redis {
  */
 export const WORKER_RECOVERY = { lockDuration: 10_000, stalledInterval: 5_000, maxStalledCount: 5 } as const;
 
+/**
+ * The worker of one host's queue (compute-agent/agent.ts). Every idle worker calls Redis on
+ * its own timers: a stalled-job check every stalledInterval and, each time its wait for a
+ * job times out (drainDelay, in seconds), a look for one; each is a Lua script. With
+ * WORKER_RECOVERY's 5 s and BullMQ's 5 s, 1,000 idle hosts ran 400 scripts a second
+ * (Redis 0.028 cores, the simulated hosts' process 0.047, before a single boot), and the
+ * count grows with the fleet. A job arriving wakes the worker at once whatever drainDelay
+ * is (BullMQ's marker key), so it costs nothing in latency. A host's jobs can run nowhere
+ * but on that host, so a quicker stalled check would only re-run them sooner on the same
+ * agent after its restart, where start-up reconciliation has already reported its
+ * half-built instances and skips their old spawn jobs.
+ */
+export const HOST_WORKER_SETTINGS = { ...WORKER_RECOVERY, stalledInterval: 30_000, drainDelay: 30 } as const;
+
 export const DEFAULT_JOB_OPTIONS: JobsOptions = {
   // A handler that throws (the database or Redis briefly away) is retried; handlers are idempotent.
   attempts: 8,

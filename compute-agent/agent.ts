@@ -13,7 +13,7 @@ import { domainsKey, heartbeatKey } from "../common/heartbeat.js";
 import type { Logger } from "../common/logger.js";
 import type { ComputeJob, InstanceRef, InventorySpec, PowerAction, Report, ReportedAction, ResourceClass } from "../common/messages.js";
 import { PowerState } from "../common/power-state.js";
-import { QueueSet, REPORTS_QUEUE, WORKER_RECOVERY, computeQueueName, workerConnection } from "../common/queues.js";
+import { HOST_WORKER_SETTINGS, QueueSet, REPORTS_QUEUE, computeQueueName, workerConnection } from "../common/queues.js";
 import { KeyedSerial } from "./keyed-serial.js";
 import type { VirtDriver } from "./virt/driver.js";
 
@@ -144,7 +144,7 @@ export class ComputeAgent {
       connection: this.opts.shared?.workerRedis ?? workerConnection(this.opts.redisUrl),
       prefix: this.opts.queuePrefix,
       concurrency: this.opts.concurrency,
-      ...WORKER_RECOVERY,
+      ...HOST_WORKER_SETTINGS,
     });
     worker.on("error", (err) => log.warn({ err: String(err) }, "worker error"));
     worker.on("failed", (job, err) => log.warn({ job_id: job?.id, err: String(err) }, "job failed"));
