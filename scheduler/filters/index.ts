@@ -54,7 +54,12 @@ export function runFilters(hosts: readonly HostState[], spec: RequestSpec, filte
   for (let i = 0; i < filters.length; i++) if (appliesTo(filters[i]!, spec)) active.push(i);
   const checks = active.map((i) => filters[i]!);
   const refused = new Array<number>(filters.length).fill(0);
-  const kept: HostState[] = [];
+  // Sized for every host and cut to what passed: grown by push instead, the array's
+  // successive copies were two thirds of what a decision at 10,000 hosts allocated (562 of
+  // 849 KB, V8's sampling heap profiler), and the young generation's scavenges, 2 to 4 ms
+  // each here, came every dozen decisions (B4's tail).
+  const kept: HostState[] = new Array<HostState>(hosts.length);
+  let passed = 0;
   // The first four checks from call sites of their own, as rank.ts's fillRows calls weighers.
   const n = checks.length;
   const [c0 = PASS, c1 = PASS, c2 = PASS, c3 = PASS] = checks;
@@ -73,9 +78,10 @@ export function runFilters(hosts: readonly HostState[], spec: RequestSpec, filte
         }
       }
     }
-    if (failed < 0) kept.push(host);
+    if (failed < 0) kept[passed++] = host;
     else refused[active[failed]!]! += 1;
   }
+  kept.length = passed;
   const trail: FilterResult["trail"] = [];
   let remaining = hosts.length;
   for (let i = 0; i < filters.length; i++) {
