@@ -18,7 +18,7 @@ import { BatchLedger, RoundDecisions, type BatchItem, type Choice } from "./batc
 import { LOCK_OPTIONS, lockQuery, type BatchSelection, type LockedBoot } from "./batch-lock.js";
 import { claimAndPlace } from "./batch-writes.js";
 import { claim } from "./claim.js";
-import type { FilterResult, RequestSpec } from "./filters/index.js";
+import type { FilterResult, RequestSpec, ServerGroupSpec } from "./filters/index.js";
 import { resourcesForFlavor, type HostState } from "./host-state.js";
 import { HostStateView } from "./host-state-view.js";
 import { portsFromRows, spawnJob } from "./spawn-spec.js";
@@ -55,15 +55,34 @@ export interface PlaceableInstance extends InstanceState {
   scheduler_hints?: { same_host?: string[]; different_host?: string[] } | null;
 }
 
-/** What the filters see of a boot; group and hint hosts are resolved by the caller. */
-export function requestSpecOf(inst: PlaceableInstance, ignoreHosts: string[] = inst.tried_hosts): RequestSpec {
+/** What the caller resolves for a boot's spec: its group, the hosts its hints name, and when a host counts as up. */
+export interface ResolvedForSpec {
+  group?: ServerGroupSpec | null;
+  sameHost?: string[] | null;
+  differentHost?: string[] | null;
+  upSinceMs?: number;
+}
+
+/**
+ * What the filters see of a boot. Every spec is this one literal, each field always
+ * present and in this order: filters read some of them once per host, and specs made by
+ * spreading this into another literal came in enough hidden classes that the
+ * ComputeFilter's read of upSinceMs went megamorphic, and a megamorphic read of a
+ * floating-point field allocates a number each time (at 10,000 hosts 400 KB per
+ * decision instead of 84, and 0.4 to 0.7 ms instead of 0.2, in B4's process).
+ */
+export function requestSpecOf(inst: PlaceableInstance, ignoreHosts: string[] = inst.tried_hosts, resolved: ResolvedForSpec = {}): RequestSpec {
   return {
     instanceId: inst.id,
     resources: resourcesForFlavor(inst.flavor),
     availabilityZone: inst.availability_zone,
     ignoreHosts,
+    group: resolved.group ?? null,
     imageProperties: inst.image?.properties ?? {},
     flavorExtraSpecs: inst.flavor.extra_specs ?? {},
+    sameHost: resolved.sameHost ?? null,
+    differentHost: resolved.differentHost ?? null,
+    upSinceMs: resolved.upSinceMs,
   };
 }
 
@@ -189,13 +208,12 @@ function placeRound(deps: PlacementDeps, which: BatchSelection, lostBefore: Read
         inst.id,
         {
           instanceId: inst.id,
-          spec: {
-            ...requestSpecOf(inst),
+          spec: requestSpecOf(inst, inst.tried_hosts, {
             group: groups.get(inst.id) ?? null,
             sameHost: hostsOf(inst.scheduler_hints?.same_host),
             differentHost: hostsOf(inst.scheduler_hints?.different_host),
             upSinceMs,
-          },
+          }),
         },
       ]),
     );
