@@ -5,7 +5,7 @@
  * or into an `EXECUTE name(…)` of it prepared once per connection.
  */
 import type { Knex } from "knex";
-import pg from "pg";
+import type pg from "pg";
 import { hashedName } from "./prepared.js";
 
 /** The statement as simple-protocol text: `EXECUTE name(values)` of it prepared on conn, or with its values written in. */
@@ -80,10 +80,21 @@ export function literal(v: unknown): string {
   }
   if (typeof v === "bigint") return v < 0n ? `(${v})` : String(v);
   if (typeof v === "boolean") return v ? "TRUE" : "FALSE";
-  if (typeof v === "string") return pg.escapeLiteral(v);
-  if (v instanceof Date) return pg.escapeLiteral(v.toISOString());
-  if (Array.isArray(v)) return pg.escapeLiteral(arrayLiteral(v));
+  if (typeof v === "string") return quoteLiteral(v);
+  if (v instanceof Date) return quoteLiteral(v.toISOString());
+  if (Array.isArray(v)) return quoteLiteral(arrayLiteral(v));
   throw new Error(`inlineParameters: cannot write a ${typeof v} as a literal`);
+}
+
+/**
+ * node-postgres' escapeLiteral, the same text (quotes doubled; with a backslash, both doubled
+ * in an E'' literal), made by two regular-expression replaces instead of appending one
+ * character at a time: for the placement claim's JSON parameters that was 70 KB of
+ * garbage strings per decision in B4's process, a fifth of all it allocated.
+ */
+export function quoteLiteral(s: string): string {
+  const quotesDoubled = s.includes("'") ? s.replace(/'/g, "''") : s;
+  return s.includes("\\") ? ` E'${quotesDoubled.replace(/\\/g, "\\\\")}'` : `'${quotesDoubled}'`;
 }
 
 function arrayLiteral(items: readonly unknown[]): string {

@@ -3,7 +3,8 @@
  * one query that carries a transaction's BEGIN. Postgres reads them back as the values.
  */
 import { describe, expect, it } from "vitest";
-import { inlineParameters, literal } from "../../common/db/simple-statement.js";
+import pg from "pg";
+import { inlineParameters, literal, quoteLiteral } from "../../common/db/simple-statement.js";
 
 describe("inlineParameters", () => {
   it("replaces each $n by its value, $10 and $1 apart", () => {
@@ -19,6 +20,21 @@ describe("inlineParameters", () => {
   it("writes strings so that quotes and backslashes cannot end the literal", () => {
     expect(literal("x'); DROP TABLE instances; --")).toBe("'x''); DROP TABLE instances; --'");
     expect(literal("a\\'b")).toBe(" E'a\\\\''b'");
+  });
+
+  it("quotes a string exactly as node-postgres' escapeLiteral does", () => {
+    const alphabet = ["a", "'", "\\", '"', " ", "\n", "é", "😀", "$", "E", "\u0000"];
+    const samples = ["", "'", "\\", "''", "\\\\", "a'b\\c", '{"k":"it\'s"}', " E'x'"];
+    let seed = 7;
+    for (let n = 0; n < 500; n++) {
+      let s = "";
+      for (let i = 0; i < n % 23; i++) {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31;
+        s += alphabet[seed % alphabet.length];
+      }
+      samples.push(s);
+    }
+    for (const s of samples) expect(quoteLiteral(s), JSON.stringify(s)).toBe(pg.escapeLiteral(s));
   });
 
   it("writes arrays as Postgres array literals, their elements quoted", () => {
