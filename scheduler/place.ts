@@ -18,7 +18,7 @@ import { BatchLedger, RoundDecisions, type BatchItem, type Choice } from "./batc
 import { LOCK_OPTIONS, lockQuery, type BatchSelection, type LockedBoot } from "./batch-lock.js";
 import { claimAndPlace } from "./batch-writes.js";
 import { claim } from "./claim.js";
-import type { FilterResult, RequestSpec, ServerGroupSpec } from "./filters/index.js";
+import type { FilterResult, RequestSpec } from "./filters/index.js";
 import { resourcesForFlavor, type HostState } from "./host-state.js";
 import { HostStateView } from "./host-state-view.js";
 import { portsFromRows, spawnJob } from "./spawn-spec.js";
@@ -56,12 +56,7 @@ export interface PlaceableInstance extends InstanceState {
 }
 
 /** What the caller resolves for a boot's spec: its group, the hosts its hints name, and when a host counts as up. */
-export interface ResolvedForSpec {
-  group?: ServerGroupSpec | null;
-  sameHost?: string[] | null;
-  differentHost?: string[] | null;
-  upSinceMs?: number;
-}
+export type ResolvedForSpec = Pick<RequestSpec, "group" | "sameHost" | "differentHost" | "upSinceMs">;
 
 /**
  * What the filters see of a boot. Every spec is this one literal, each field always
