@@ -9,6 +9,7 @@ import { queryWithGenericPlan } from "../common/db/generic-plan.js";
 import { prepared } from "../common/db/prepared.js";
 import { RESOURCE_CLASSES, type ResourceClass } from "../common/messages.js";
 import type { HostState } from "./host-state.js";
+import { processTieKey } from "./tie-order.js";
 
 interface ProviderRow {
   /** Null only in the row that carries a read's mark when nothing changed. */
@@ -173,6 +174,7 @@ function toReadHosts(rows: ProviderRow[], aggregates: Map<string, HostAggregates
         cpuArch: r.cpu_arch,
         aggregateMetadata: {},
         failedBuilds: r.failed_builds,
+        tieKey: processTieKey(r.host),
       };
       applyAggregates(h, r.service_zone, aggregates.get(r.host));
       hosts.set(r.provider_id, { state: h, serviceZone: r.service_zone });

@@ -27,6 +27,8 @@ export interface HostState {
   aggregateMetadata: Record<string, string[]>;
   /** Builds that failed here since the last one that succeeded (BuildFailureWeigher). */
   failedBuilds: number;
+  /** Where the host goes among hosts that weigh the same, lowest first (scheduler/tie-order.ts). */
+  tieKey: number;
 }
 
 export type ResourceRequest = Partial<Record<ResourceClass, number>>;

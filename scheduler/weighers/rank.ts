@@ -1,7 +1,8 @@
 /**
  * Turning weighers into an order. Every weigher's values are normalised across all the
  * candidates (Nova's rule), so a host's weight depends on the others; ties go to the
- * host name in code-unit order.
+ * lower tie key (the process's own order, scheduler/tie-order.ts), then to the host name
+ * in code-unit order.
  */
 import type { HostState } from "../host-state.js";
 import type { Weigher } from "./types.js";
@@ -104,6 +105,12 @@ function accumulate(values: Float64Array, stride: number, offset: number, multip
   for (let i = 0; i < rows.length; i++) totals[i]! += (values[rows[i]! * stride + offset]! - min) * scale;
 }
 
+/** Whether a goes before b when they weigh the same. */
+function tieBefore(a: HostState, b: HostState): boolean {
+  if (a.tieKey !== b.tieKey) return a.tieKey < b.tieKey;
+  return a.host < b.host;
+}
+
 /** Whether host i ranks before host j. */
 type Before = (i: number, j: number) => boolean;
 
@@ -112,7 +119,7 @@ function before(hosts: readonly HostState[], weights: Float64Array): Before {
     const wi = weights[i]!;
     const wj = weights[j]!;
     if (wi !== wj) return wi > wj;
-    return hosts[i]!.host < hosts[j]!.host;
+    return tieBefore(hosts[i]!, hosts[j]!);
   };
 }
 
@@ -186,7 +193,7 @@ export class WeighedRows {
       const wa = totals[a]!;
       const wb = totals[b]!;
       if (wa !== wb) return wa > wb;
-      return hosts[rows[a]!]!.host < hosts[rows[b]!]!.host;
+      return tieBefore(hosts[rows[a]!]!, hosts[rows[b]!]!);
     };
     return bestK(rows.length, first, k).map((i) => rows[i]!);
   }

@@ -22,6 +22,7 @@ const host = (name: string, ramUsed = 0): HostState => ({
   cpuArch: "x86_64",
   aggregateMetadata: {},
   failedBuilds: 0,
+  tieKey: 0,
 });
 const group = (policy: ServerGroupSpec["policy"], hosts: Record<string, number> = {}): ServerGroupSpec => ({ id: "g", policy, hosts });
 const spec = (g?: ServerGroupSpec | null): RequestSpec => ({

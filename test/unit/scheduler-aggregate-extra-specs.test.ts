@@ -19,6 +19,7 @@ const host = (aggregateMetadata: Record<string, string[]>): HostState => ({
   cpuArch: "x86_64",
   aggregateMetadata,
   failedBuilds: 0,
+  tieKey: 0,
 });
 const spec = (flavorExtraSpecs?: Record<string, string>): RequestSpec => ({
   instanceId: "i",

@@ -8,7 +8,7 @@ function host(name: string, vcpus: number, used = 0, generation = 7): HostState 
     providerId: `rp-${name}`, host: name, hypervisorHostname: name, generation, availabilityZone: null,
     resources: { VCPU: { total: vcpus, max_unit: vcpus, used, ...inv }, MEMORY_MB: { total: 4096, max_unit: 4096, used: 0, ...inv } },
     instanceCount: used, enabled: true, forcedDown: false, lastSeenMs: Date.now(), hypervisorType: "QEMU", cpuArch: "x86_64",
-    aggregateMetadata: {}, failedBuilds: 0,
+    aggregateMetadata: {}, failedBuilds: 0, tieKey: 0,
   };
 }
 

@@ -38,6 +38,7 @@ const host = (name: string, over: Partial<HostState> = {}): HostState => ({
   cpuArch: "x86_64",
   aggregateMetadata: {},
   failedBuilds: 0,
+  tieKey: 0,
   ...over,
 });
 

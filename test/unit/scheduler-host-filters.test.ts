@@ -20,6 +20,7 @@ const host = (name: string, over: Partial<HostState> = {}): HostState => ({
   cpuArch: "x86_64",
   aggregateMetadata: {},
   failedBuilds: 0,
+  tieKey: 0,
   ...over,
 });
 const spec = (over: Partial<RequestSpec> = {}): RequestSpec => ({ instanceId: "i", resources: {}, availabilityZone: null, ignoreHosts: [], ...over });

@@ -19,6 +19,7 @@ const host = (cpuArch: string | null, hypervisorType = "QEMU"): HostState => ({
   cpuArch,
   aggregateMetadata: {},
   failedBuilds: 0,
+  tieKey: 0,
 });
 const spec = (imageProperties?: Record<string, string>): RequestSpec => ({
   instanceId: "i",

@@ -20,6 +20,7 @@ const host = (name: string, freeRam: number, freeCpu = 4): HostState => ({
   cpuArch: "x86_64",
   aggregateMetadata: {},
   failedBuilds: 0,
+  tieKey: 0,
 });
 const names = (hs: HostState[]) => hs.map((h) => h.host);
 

@@ -32,6 +32,7 @@ const host = (name: string, freeRam: number, freeCpu = 8, over: Partial<HostStat
   cpuArch: "x86_64",
   aggregateMetadata: {},
   failedBuilds: 0,
+  tieKey: 0,
   ...over,
 });
 const withDisk = (name: string, freeDisk: number): HostState => host(name, 4096, 4, { resources: { ...host(name, 4096, 4).resources, DISK_GB: usage(100, 100 - freeDisk) } });
