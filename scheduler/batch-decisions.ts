@@ -31,7 +31,7 @@ export type Decision =
   | { kind: "chosen"; choice: Choice }
   /** No host passes the filters: the boot fails ("No valid host"). */
   | { kind: "no_valid_host"; trail: FilterResult["trail"]; considered: number }
-  /** Hosts pass, but this batch lost a claim on every one of them: try again later. */
+  /** Hosts pass, but this batch lost a claim on every one of them, or another batch of this process is claiming it: try again later. */
   | { kind: "raced" };
 
 export interface ProviderClaim {
@@ -46,6 +46,25 @@ export class BatchLedger {
   private readonly copies = new Map<string, HostState>();
   /** Providers whose claim this batch lost: changed under it or being claimed by another batch. */
   readonly lost = new Set<string>();
+
+  /**
+   * @param claiming Providers another batch of this process is claiming right now
+   * (HostStateView.claiming): left alone like lost ones while they are in it, since a
+   * claim on one of them would lose to that batch's.
+   */
+  constructor(private readonly claiming: ReadonlySet<string> = new Set()) {}
+
+  /** Whether this batch may choose the provider: not lost, not being claimed by another batch of this process. */
+  open(providerId: string): boolean {
+    if (this.lost.has(providerId)) return false;
+    // Its own choices are in `claiming` too.
+    return !this.claiming.has(providerId) || this.copies.has(providerId);
+  }
+
+  /** Whether every provider is open, so nothing need be checked. */
+  get allOpen(): boolean {
+    return this.lost.size === 0 && this.claiming.size === 0;
+  }
   /** Generation per provider at the start of the current round's claims on it. */
   private roundStart = new Map<string, number>();
   private roundCounts = new Map<string, number>();
@@ -100,7 +119,7 @@ export function decide(
 ): Decision {
   const filtered = runFilters(ledger.hosts(view), item.spec);
   if (filtered.hosts.length === 0) return { kind: "no_valid_host", trail: filtered.trail, considered: view.length };
-  const open = ledger.lost.size === 0 ? filtered.hosts : filtered.hosts.filter((h) => !ledger.lost.has(h.providerId));
+  const open = ledger.allOpen ? filtered.hosts : filtered.hosts.filter((h) => ledger.open(h.providerId));
   if (open.length === 0) return { kind: "raced" };
   const ranked = rank(open, weighersFor(item.spec, opts.multipliers), opts.maxAttempts);
   const best = ranked[0]!;
@@ -155,7 +174,7 @@ export class RoundDecisions {
     for (let i = 0; i < rows.hosts.length; i++) {
       if (this.passing[i] === 0) continue;
       anyPassing = true;
-      if (!this.ledger.lost.has(rows.hosts[i]!.providerId)) open.push(i);
+      if (this.ledger.open(rows.hosts[i]!.providerId)) open.push(i);
     }
     if (!anyPassing) {
       this.key = null;

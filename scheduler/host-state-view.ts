@@ -38,6 +38,12 @@ export const DEFAULT_VIEW_OPTIONS: ViewOptions = { livenessMaxAgeMs: 2_000, fres
 
 export class HostStateView {
   private readonly byProvider = new Map<string, HostState>();
+  /**
+   * Providers a batch of this process is claiming right now (scheduler/place.ts): the
+   * process's other batches leave them alone until that claim is over, instead of choosing
+   * the same best hosts and losing the compare-and-set to it.
+   */
+  readonly claiming = new Set<string>();
   private readonly providerOfHost = new Map<string, string>();
   private list: HostState[] | null = null;
   private aggregates = new Map<string, HostAggregates>();
@@ -99,6 +105,20 @@ export class HostStateView {
     const found = new Set(fresh.map((h) => h.state.providerId));
     for (const h of fresh) this.put(h);
     for (const id of providerIds) if (!found.has(id)) this.remove(id);
+  }
+
+  /**
+   * A claim of this process won: the provider now holds what the batch's copy says (its
+   * usage at the generation the claim compared, plus the batch's boots, at the generation
+   * it set). Taken at once, so the process's next batch sees it before the next refresh
+   * reads it back; ignored if the view already holds a later generation.
+   */
+  applyWon(copy: HostState): void {
+    const h = this.byProvider.get(copy.providerId);
+    if (!h || copy.generation <= h.generation) return;
+    h.generation = copy.generation;
+    h.resources = copy.resources;
+    h.instanceCount = copy.instanceCount;
   }
 
   /** Marks providers whose in-memory usage may be wrong (a transaction that claimed on them rolled back). */
@@ -169,7 +189,15 @@ export class HostStateView {
     const old = this.byProvider.get(state.providerId);
     this.serviceZones.set(state.providerId, serviceZone);
     // Callers may hold the old object (a ranked list): update it in place.
-    if (old) Object.assign(old, state);
+    if (old && state.generation < old.generation) {
+      // Read before a claim of this process committed (applyWon holds it already): the
+      // usage is older than the view's, the service's fields may not be.
+      const { generation, resources, instanceCount } = old;
+      Object.assign(old, state);
+      old.generation = generation;
+      old.resources = resources;
+      old.instanceCount = instanceCount;
+    } else if (old) Object.assign(old, state);
     else {
       this.byProvider.set(state.providerId, state);
       this.list = null;

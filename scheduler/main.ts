@@ -89,8 +89,8 @@ const scheduler = new Worker<ScheduleJob>(
     }
     return own;
   },
-  // Two batches at a time: one computes while the other waits on Postgres. More would only
-  // make batches of one process race each other for the same best hosts.
+  // Two batches at a time: one computes while the other waits on Postgres. They leave each
+  // other's claims alone (HostStateView.claiming); more would mostly wait for the CPU.
   { connection, prefix: config.queuePrefix, concurrency: 2, ...WORKER_RECOVERY },
 );
 

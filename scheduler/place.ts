@@ -214,35 +214,51 @@ function placeRound(deps: PlacementDeps, which: BatchSelection, lostBefore: Read
     );
     const byId = new Map(waiting.map((i) => [i.id, i]));
     const requestIdOf = (id: string) => byId.get(id)?.create_request_id ?? "req-unknown";
-    const ledger = new BatchLedger();
+    const ledger = new BatchLedger(view.claiming);
     for (const providerId of lostBefore) ledger.loseProvider(providerId);
     const decisions = new RoundDecisions(view.hosts(), ledger, { maxAttempts: deps.maxAttempts, multipliers: deps.weigherMultipliers });
     const chosen: Choice[] = [];
-    let decidingMs = 0;
-    for (const inst of waiting) {
-      const started = performance.now();
-      const d = decisions.decide(items.get(inst.id)!);
-      decidingMs += performance.now() - started;
-      if (d.kind === "chosen") chosen.push(d.choice);
-      else if (d.kind === "raced") outcomes.set(inst.id, "raced");
-      else {
-        await failBuild(trx, inst, requestIdOf(inst.id), { message: NO_VALID_HOST, details: describeTrail(d.trail, d.considered), event: "schedule_instances" });
-        outcomes.set(inst.id, "no_valid_host");
+    // The providers this round claims, marked as each is chosen so that the process's other
+    // batches leave them alone (the loop may wait on failBuild), released when the claim is over.
+    const claiming = new Set<string>();
+    try {
+      let decidingMs = 0;
+      for (const inst of waiting) {
+        const started = performance.now();
+        const d = decisions.decide(items.get(inst.id)!);
+        decidingMs += performance.now() - started;
+        if (d.kind === "chosen") {
+          chosen.push(d.choice);
+          claiming.add(d.choice.providerId);
+          view.claiming.add(d.choice.providerId);
+        } else if (d.kind === "raced") outcomes.set(inst.id, "raced");
+        else {
+          await failBuild(trx, inst, requestIdOf(inst.id), { message: NO_VALID_HOST, details: describeTrail(d.trail, d.considered), event: "schedule_instances" });
+          outcomes.set(inst.id, "no_valid_host");
+        }
       }
+      deps.onDecided?.(decidingMs, waiting.length);
+      const wonNow = await claimAndPlace(
+        trx,
+        ledger.endRound(),
+        chosen.map((choice) => ({ inst: byId.get(choice.instanceId)!, choice, requestId: requestIdOf(choice.instanceId), ports: ports.get(choice.instanceId) ?? [] })),
+        tx,
+      );
+      // Committed (the claim carried the COMMIT): the view takes what was won now, before
+      // the providers are released to the process's other batches.
+      for (const providerId of wonNow) {
+        const copy = ledger.copyOf(providerId);
+        if (copy) view.applyWon(copy);
+      }
+      for (const c of chosen) outcomes.set(c.instanceId, wonNow.has(c.providerId) ? "placed" : "raced");
+      const lostNow = chosen.filter((c) => !wonNow.has(c.providerId));
+      return done(
+        lostNow.map((c) => c.instanceId),
+        [...new Set(lostNow.map((c) => c.providerId))],
+      );
+    } finally {
+      for (const providerId of claiming) view.claiming.delete(providerId);
     }
-    deps.onDecided?.(decidingMs, waiting.length);
-    const wonNow = await claimAndPlace(
-      trx,
-      ledger.endRound(),
-      chosen.map((choice) => ({ inst: byId.get(choice.instanceId)!, choice, requestId: requestIdOf(choice.instanceId), ports: ports.get(choice.instanceId) ?? [] })),
-      tx,
-    );
-    for (const c of chosen) outcomes.set(c.instanceId, wonNow.has(c.providerId) ? "placed" : "raced");
-    const lostNow = chosen.filter((c) => !wonNow.has(c.providerId));
-    return done(
-      lostNow.map((c) => c.instanceId),
-      [...new Set(lostNow.map((c) => c.providerId))],
-    );
   }, LOCK_OPTIONS));
 }
 

@@ -56,6 +56,33 @@ describe("deciding a batch in memory", () => {
     expect(decide(view, ledger, boot("i1"), opts).kind).toBe("raced");
   });
 
+  it("leaves alone the providers another batch of the process is claiming, while it claims them, in both deciding paths", () => {
+    const view = [host("a", 8), host("b", 4), host("c", 2)];
+    const claiming = new Set(["rp-a"]);
+    const ledger = new BatchLedger(claiming);
+    const alone = decide(view, ledger, boot("i1"), opts);
+    expect(alone.kind === "chosen" && [alone.choice.host, alone.choice.alternates]).toEqual(["b", ["c"]]);
+    // A run of like boots shares one pass (RoundDecisions); it leaves rp-a alone too.
+    const round = new RoundDecisions(view, new BatchLedger(claiming), opts);
+    const hosts = ["r1", "r2", "r3"].map((id) => round.decide(boot(id))).map((d) => (d.kind === "chosen" ? d.choice.host : d.kind));
+    expect(hosts).not.toContain("a");
+    // Once that claim is over, the provider is open again.
+    claiming.delete("rp-a");
+    const after = decide(view, new BatchLedger(claiming), boot("i2"), opts);
+    expect(after.kind === "chosen" && after.choice.host).toBe("a");
+    // The batch's own choices are in the set too (place.ts adds each as it is made): still open to it.
+    const own = new Set<string>();
+    const mine = new BatchLedger(own);
+    for (const id of ["o1", "o2", "o3"]) {
+      const d = decide([host("solo", 8)], mine, boot(id), opts);
+      expect(d.kind === "chosen" && d.choice.host).toBe("solo");
+      own.add("rp-solo");
+    }
+    // A boot only a claimed provider could take is raced (placed again later), not failed.
+    const only = [host("a", 8), host("tiny", 1, 1)];
+    expect(decide(only, new BatchLedger(new Set(["rp-a"])), boot("i3"), opts).kind).toBe("raced");
+  });
+
   it("gives alternates in rank order and counts a group member where it was put", () => {
     const view = [host("a", 8), host("b", 6), host("c", 4)];
     const ledger = new BatchLedger();
