@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { HostState } from "../../scheduler/host-state.js";
+import { processTieKey, tieKey } from "../../scheduler/tie-order.js";
 import { cpuWeigher, DEFAULT_WEIGHERS, hostWeights, rank, ramWeigher, weigh, type Weigher } from "../../scheduler/weighers/index.js";
 
 const host = (name: string, freeRam: number, freeCpu = 4): HostState => ({
@@ -103,5 +104,36 @@ describe("rank", () => {
       const full = names(weigh(hosts, weighers));
       for (const k of [1, 2, 3, Math.ceil(n / 2), n]) expect(names(rank(hosts, weighers, k)), `round ${round} k ${k}`).toEqual(full.slice(0, k));
     }
+  });
+});
+
+describe("tie order", () => {
+  const keyed = (name: string, key: number, freeRam = 8192): HostState => ({ ...host(name, freeRam), tieKey: key });
+  const identical = (salt: number) => Array.from({ length: 1000 }, (_, i) => `compute-${String(i).padStart(4, "0")}`).map((n) => keyed(n, tieKey(n, salt)));
+
+  it("is a function of the name and the salt, in 32 bits", () => {
+    expect(tieKey("compute-0001", 7)).toBe(tieKey("compute-0001", 7));
+    expect(tieKey("compute-0001", 7)).not.toBe(tieKey("compute-0002", 7));
+    expect(tieKey("compute-0001", 7)).not.toBe(tieKey("compute-0001", 8));
+    for (const n of ["", "a", "compute-9999"]) {
+      const k = tieKey(n, 0xffffffff);
+      expect(Number.isInteger(k) && k >= 0 && k < 2 ** 32).toBe(true);
+    }
+    expect(processTieKey("compute-0001")).toBe(processTieKey("compute-0001"));
+  });
+
+  it("orders hosts that weigh the same by tie key, then by name; never a lighter host before a heavier one", () => {
+    const hosts = [keyed("a", 30), keyed("b", 10), keyed("c", 20), keyed("d", 10), keyed("roomy", 99, 16000)];
+    expect(names(rank(hosts, DEFAULT_WEIGHERS, 5))).toEqual(["roomy", "b", "d", "c", "a"]);
+  });
+
+  it("two processes placing on 1,000 identical hosts choose mostly different ones", () => {
+    const best = (salt: number) => new Set(names(rank(identical(salt), DEFAULT_WEIGHERS, 32)));
+    const [one, two] = [best(0x1234), best(0xbeef)];
+    const shared = [...one].filter((n) => two.has(n)).length;
+    // Two random 32-host draws from 1,000 share about one host; with the name as the only
+    // tie order they shared all 32.
+    expect(shared).toBeLessThan(6);
+    expect(best(0x1234)).toEqual(one);
   });
 });
