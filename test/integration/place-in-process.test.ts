@@ -13,10 +13,12 @@ import { MEMBER_P1, bootables, client, createExtApp, registerHost, type ExtApp, 
 
 let t: ExtApp;
 let imageId: string;
+let lateProvider: string;
 beforeAll(async () => {
   t = await createExtApp();
   ({ imageId } = await bootables(t));
   for (let i = 1; i <= 6; i++) await registerHost(t, `svc-same-${i}`, { vcpus: 8 });
+  ({ providerId: lateProvider } = await registerHost(t, "svc-late", { vcpus: 8 }));
 });
 afterAll(async () => t?.close());
 
@@ -41,5 +43,24 @@ describe("batches of one process", () => {
     const hosts = await t.database.db("instances").whereIn("id", [...a, ...b]).pluck("host");
     expect(new Set(hosts).size).toBe(6);
     expect(view.claiming.size).toBe(0);
+  });
+
+  it("a won claim is in the view at once, and a read made before it keeps its usage but not its service fields", async () => {
+    const view = new HostStateView(t.database.db);
+    await view.refresh();
+    const before = view.hosts().find((h) => h.providerId === lateProvider)!;
+    const generation = before.generation;
+    // As place.ts does with a won claim: the batch's copy, its usage and the generation its claim set.
+    const copy = { ...before, resources: { ...before.resources, VCPU: { ...before.resources.VCPU!, used: 3 } }, instanceCount: 3, generation: generation + 3 };
+    view.applyWon(copy);
+    expect([before.generation, before.resources.VCPU!.used, before.instanceCount]).toEqual([generation + 3, 3, 3]);
+    // A read of the row from before that claim (the database still holds the old generation
+    // here), which also sees the service disabled since.
+    await t.database.db("compute_services").where({ host: "svc-late" }).update({ status: "disabled" });
+    await view.reload(t.database.db, [lateProvider]);
+    expect([before.generation, before.resources.VCPU!.used, before.instanceCount, before.enabled]).toEqual([generation + 3, 3, 3, false]);
+    // An older copy than the view holds changes nothing.
+    view.applyWon({ ...copy, generation: generation + 1, instanceCount: 1 });
+    expect(before.instanceCount).toBe(3);
   });
 });
