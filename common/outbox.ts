@@ -67,6 +67,12 @@ export interface RelayOptions {
 export class OutboxRelay {
   private running = false;
   private wake: (() => void) | null = null;
+  /**
+   * A notification came since the current cycle began. One that arrives while the relay
+   * publishes finds no wait to end; without this it was lost, and the row it announced
+   * (committed too late for the cycle's take) waited for the next poll.
+   */
+  private notified = false;
   private listener: pg.Client | null = null;
   private loop: Promise<void> | null = null;
   private lastCleanup = 0;
@@ -92,7 +98,10 @@ export class OutboxRelay {
       client.on("error", () => {
         this.listener = null;
       });
-      client.on("notification", () => this.wake?.());
+      client.on("notification", () => {
+        this.notified = true;
+        this.wake?.();
+      });
       await client.connect();
       await client.query(`LISTEN ${CHANNEL}`);
       this.listener = client;
@@ -107,6 +116,7 @@ export class OutboxRelay {
     let backoff = 0;
     while (this.running) {
       let published = 0;
+      this.notified = false;
       try {
         published = await this.drainOnce();
         backoff = 0;
@@ -116,6 +126,7 @@ export class OutboxRelay {
       }
       if (!this.running) break;
       if (published === (this.opts.batchSize ?? 200) && backoff === 0) continue;
+      if (this.notified && backoff === 0) continue;
       if (!this.listener && this.running) await this.listen();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, backoff || poll);

@@ -1,0 +1,66 @@
+/**
+ * A row committed while the relay is publishing an earlier batch is published at once,
+ * not at the next poll: its notification arrives while no wait is pending, and the relay
+ * must not lose it. Before, it did, and such a row waited for the poll (1 s by default):
+ * the last boots of a burst, or a lone boot that came in during another's publish.
+ */
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { createLogger } from "../../common/logger.js";
+import { enqueue, OutboxRelay } from "../../common/outbox.js";
+import { QueueSet } from "../../common/queues.js";
+import { createTestDatabase, TEST_REDIS_URL, uniqueName, type TestDatabase } from "../support/services.js";
+import { waitFor } from "../support/stack.js";
+
+let database: TestDatabase;
+let queues: QueueSet;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  queues = new QueueSet(TEST_REDIS_URL, uniqueName("outbox-wakeup"));
+});
+afterAll(async () => {
+  await queues?.close();
+  await database?.drop();
+});
+
+const job = (n: number) => ({ queue: "wakeup", name: "test", jobId: `wakeup-${n}`, payload: { n } });
+const published = async (n: number) => (await database.db("outbox").where({ job_id: `wakeup-${n}` }).first("published_at"))?.published_at != null;
+
+it("publishes a row committed during a publish without waiting for the poll", async () => {
+  // The first publish is held until the second row has committed (and notified).
+  let releaseFirst!: () => void;
+  const firstHeld = new Promise<void>((resolve) => (releaseFirst = resolve));
+  let publishing!: () => void;
+  const firstStarted = new Promise<void>((resolve) => (publishing = resolve));
+  let calls = 0;
+  const held = {
+    get: (name: string) => {
+      const queue = queues.get(name);
+      return {
+        addBulk: async (jobs: Parameters<typeof queue.addBulk>[0]) => {
+          if (calls++ === 0) {
+            publishing();
+            await firstHeld;
+          }
+          return queue.addBulk(jobs);
+        },
+      };
+    },
+  } as unknown as QueueSet;
+  const relay = new OutboxRelay({ db: database.db, databaseUrl: database.url, queues: held, log: createLogger("test", "silent"), pollIntervalMs: 30_000 });
+  await relay.start();
+  try {
+    await database.db.transaction((trx) => enqueue(trx, job(1)));
+    await firstStarted;
+    await database.db.transaction((trx) => enqueue(trx, job(2)));
+    // Let the notification reach the relay while its first publish still runs.
+    await new Promise((r) => setTimeout(r, 200));
+    releaseFirst();
+    await waitFor("row 1 to be published", () => published(1), 5_000, 20);
+    const since = Date.now();
+    await waitFor("row 2 to be published", () => published(2), 5_000, 20);
+    expect(Date.now() - since).toBeLessThan(2_000);
+  } finally {
+    await relay.stop();
+  }
+});
