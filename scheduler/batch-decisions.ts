@@ -47,27 +47,37 @@ export class BatchLedger {
   /** Providers whose claim this batch lost: changed under it or being claimed by another batch. */
   readonly lost = new Set<string>();
 
+  /** Generation per provider at the start of the current round's claims on it. */
+  private roundStart = new Map<string, number>();
+  private roundCounts = new Map<string, number>();
+
+  /** The providers this batch put into `claiming`. */
+  private readonly mine = new Set<string>();
+
   /**
-   * @param claiming Providers another batch of this process is claiming right now
-   * (HostStateView.claiming): left alone like lost ones while they are in it, since a
-   * claim on one of them would lose to that batch's.
+   * @param claiming The providers the process's batches are claiming right now
+   * (HostStateView.claiming). This batch adds each provider it takes and leaves alone, like
+   * lost ones, those another batch added, since a claim on one of them would lose to that
+   * batch's; release() takes its own out again.
    */
-  constructor(private readonly claiming: ReadonlySet<string> = new Set()) {}
+  constructor(private readonly claiming: Set<string> = new Set()) {}
 
   /** Whether this batch may choose the provider: not lost, not being claimed by another batch of this process. */
   open(providerId: string): boolean {
     if (this.lost.has(providerId)) return false;
-    // Its own choices are in `claiming` too.
-    return !this.claiming.has(providerId) || this.copies.has(providerId);
+    return !this.claiming.has(providerId) || this.mine.has(providerId);
   }
 
   /** Whether every provider is open, so nothing need be checked. */
   get allOpen(): boolean {
-    return this.lost.size === 0 && this.claiming.size === 0;
+    return this.lost.size === 0 && this.claiming.size === this.mine.size;
   }
-  /** Generation per provider at the start of the current round's claims on it. */
-  private roundStart = new Map<string, number>();
-  private roundCounts = new Map<string, number>();
+
+  /** The batch's claims are over (won, lost or rolled back): its providers are open to the other batches again. */
+  release(): void {
+    for (const providerId of this.mine) this.claiming.delete(providerId);
+    this.mine.clear();
+  }
 
   /** The view as this batch sees it: its own copies in place of the shared hosts. */
   hosts(view: readonly HostState[]): HostState[] {
@@ -83,6 +93,10 @@ export class BatchLedger {
       for (const [rc, r] of Object.entries(host.resources)) resourcesCopy[rc as keyof HostState["resources"]] = { ...r };
       copy = { ...host, resources: resourcesCopy };
       this.copies.set(host.providerId, copy);
+    }
+    if (!this.mine.has(copy.providerId)) {
+      this.mine.add(copy.providerId);
+      this.claiming.add(copy.providerId);
     }
     if (!this.roundStart.has(copy.providerId)) this.roundStart.set(copy.providerId, copy.generation);
     this.roundCounts.set(copy.providerId, (this.roundCounts.get(copy.providerId) ?? 0) + 1);

@@ -218,20 +218,16 @@ function placeRound(deps: PlacementDeps, which: BatchSelection, lostBefore: Read
     for (const providerId of lostBefore) ledger.loseProvider(providerId);
     const decisions = new RoundDecisions(view.hosts(), ledger, { maxAttempts: deps.maxAttempts, multipliers: deps.weigherMultipliers });
     const chosen: Choice[] = [];
-    // The providers this round claims, marked as each is chosen so that the process's other
-    // batches leave them alone (the loop may wait on failBuild), released when the claim is over.
-    const claiming = new Set<string>();
+    // Each provider chosen goes into view.claiming as it is chosen (the ledger puts it there),
+    // so that the process's other batches leave it alone, until this round's claim is over.
     try {
       let decidingMs = 0;
       for (const inst of waiting) {
         const started = performance.now();
         const d = decisions.decide(items.get(inst.id)!);
         decidingMs += performance.now() - started;
-        if (d.kind === "chosen") {
-          chosen.push(d.choice);
-          claiming.add(d.choice.providerId);
-          view.claiming.add(d.choice.providerId);
-        } else if (d.kind === "raced") outcomes.set(inst.id, "raced");
+        if (d.kind === "chosen") chosen.push(d.choice);
+        else if (d.kind === "raced") outcomes.set(inst.id, "raced");
         else {
           await failBuild(trx, inst, requestIdOf(inst.id), { message: NO_VALID_HOST, details: describeTrail(d.trail, d.considered), event: "schedule_instances" });
           outcomes.set(inst.id, "no_valid_host");
@@ -257,7 +253,7 @@ function placeRound(deps: PlacementDeps, which: BatchSelection, lostBefore: Read
         [...new Set(lostNow.map((c) => c.providerId))],
       );
     } finally {
-      for (const providerId of claiming) view.claiming.delete(providerId);
+      ledger.release();
     }
   }, LOCK_OPTIONS));
 }

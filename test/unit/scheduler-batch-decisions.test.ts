@@ -70,14 +70,18 @@ describe("deciding a batch in memory", () => {
     claiming.delete("rp-a");
     const after = decide(view, new BatchLedger(claiming), boot("i2"), opts);
     expect(after.kind === "chosen" && after.choice.host).toBe("a");
-    // The batch's own choices are in the set too (place.ts adds each as it is made): still open to it.
-    const own = new Set<string>();
-    const mine = new BatchLedger(own);
+    // A batch puts each provider it takes into the set, stays free to take it again, and
+    // takes its own out when its claim is over.
+    const shared = new Set<string>();
+    const mine = new BatchLedger(shared);
     for (const id of ["o1", "o2", "o3"]) {
       const d = decide([host("solo", 8)], mine, boot(id), opts);
       expect(d.kind === "chosen" && d.choice.host).toBe("solo");
-      own.add("rp-solo");
+      expect([...shared]).toEqual(["rp-solo"]);
     }
+    expect(decide([host("solo", 8)], new BatchLedger(shared), boot("o4"), opts).kind).toBe("raced");
+    mine.release();
+    expect(shared.size).toBe(0);
     // A boot only a claimed provider could take is raced (placed again later), not failed.
     const only = [host("a", 8), host("tiny", 1, 1)];
     expect(decide(only, new BatchLedger(new Set(["rp-a"])), boot("i3"), opts).kind).toBe("raced");
