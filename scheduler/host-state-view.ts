@@ -115,10 +115,7 @@ export class HostStateView {
    */
   applyWon(copy: HostState): void {
     const h = this.byProvider.get(copy.providerId);
-    if (!h || copy.generation <= h.generation) return;
-    h.generation = copy.generation;
-    h.resources = copy.resources;
-    h.instanceCount = copy.instanceCount;
+    if (h && copy.generation > h.generation) Object.assign(h, usageOf(copy));
   }
 
   /** Marks providers whose in-memory usage may be wrong (a transaction that claimed on them rolled back). */
@@ -189,15 +186,9 @@ export class HostStateView {
     const old = this.byProvider.get(state.providerId);
     this.serviceZones.set(state.providerId, serviceZone);
     // Callers may hold the old object (a ranked list): update it in place.
-    if (old && state.generation < old.generation) {
-      // Read before a claim of this process committed (applyWon holds it already): the
-      // usage is older than the view's, the service's fields may not be.
-      const { generation, resources, instanceCount } = old;
-      Object.assign(old, state);
-      old.generation = generation;
-      old.resources = resources;
-      old.instanceCount = instanceCount;
-    } else if (old) Object.assign(old, state);
+    // A row read before a claim of this process committed (applyWon holds it already) has
+    // older usage than the view's; its service's fields may still be newer.
+    if (old) Object.assign(old, state, state.generation < old.generation ? usageOf(old) : null);
     else {
       this.byProvider.set(state.providerId, state);
       this.list = null;
@@ -213,4 +204,9 @@ export class HostStateView {
     this.serviceZones.delete(providerId);
     this.list = null;
   }
+}
+
+/** What a provider's generation versions: its usage, which claims and releases change. */
+function usageOf(h: HostState): Pick<HostState, "generation" | "resources" | "instanceCount"> {
+  return { generation: h.generation, resources: h.resources, instanceCount: h.instanceCount };
 }
