@@ -4,6 +4,11 @@
  * and every subnet of those networks, and the project's quota overrides. Judging what was
  * found (not found, not active, too small, ...) is left to the caller, in the order the
  * errors must come in. Look-ups of concurrent boots are read together.
+ *
+ * Each look-up also reads its fingerprint: the row versions (xmin) of every row it read,
+ * and of the rows whose appearance would change its answer (the networks' subnets, the
+ * project's quota rows). The same expression, evaluated again inside the boot's write
+ * (boot-write.ts), tells whether a remembered look-up (lookup-cache.ts) still holds.
  */
 import type { Knex } from "knex";
 import type { Db } from "../../common/db/knex.js";
@@ -30,6 +35,27 @@ export interface BootLookup {
   subnets: SubnetRow[];
   /** The caller's project's quota overrides (quotas rows: resource → hard limit); defaults apply to the rest. */
   limits: Record<string, number>;
+  /** The versions of the rows this answer was read from (lookupFingerprintSql), in the same snapshot. */
+  fingerprint: string;
+}
+
+/**
+ * The fingerprint of a look-up key `k` (a row with flavor text, image uuid, net_ids uuid[],
+ * project text): the xmin of the flavor, the image, each named network, each subnet of those
+ * networks and each quota row of the project. Any update or delete of one of those rows, and
+ * any insert of a subnet or quota row that the look-up would have read, changes it; so does
+ * a network or image appearing under an id that was missing. Unchanged, the look-up reads
+ * the same answer.
+ */
+export function lookupFingerprintSql(k: string): string {
+  const versions = (table: string, alias: string, id: string, where: string) =>
+    `coalesce((SELECT string_agg(${alias}.${id}::text || ':' || ${alias}.xmin::text, ',' ORDER BY ${alias}.${id}) FROM ${table} ${alias} WHERE ${where}), '-')`;
+  return `concat_ws('|',
+    ${versions("flavors", "vf", "id", `vf.id = ${k}.flavor`)},
+    ${versions("images", "vi", "id", `vi.id = ${k}.image`)},
+    ${versions("networks", "vn", "id", `vn.id = ANY(${k}.net_ids)`)},
+    ${versions("subnets", "vs", "id", `vs.network_id = ANY(${k}.net_ids)`)},
+    ${versions("quotas", "vq", "resource", `vq.project_id = ${k}.project`)})`;
 }
 
 // One row of answers per key. The same visibility rules as visibleNetworks / visibleImages
@@ -43,7 +69,8 @@ const LOOKUP_SQL = `
          nets.networks,
          (SELECT coalesce(json_agg(s ORDER BY s.created_at, s.id), '[]') FROM subnets s
            WHERE s.network_id = ANY(nets.ids)) AS subnets,
-         (SELECT coalesce(json_object_agg(q.resource, q.hard_limit), '{}') FROM quotas q WHERE q.project_id = k.project) AS limits
+         (SELECT coalesce(json_object_agg(q.resource, q.hard_limit), '{}') FROM quotas q WHERE q.project_id = k.project) AS limits,
+         ${lookupFingerprintSql("k")} AS fingerprint
     FROM json_to_recordset(?::json)
          AS k(ord int, kind text, net_ids uuid[], admin boolean, project text, flavor text, image uuid, image_bypass boolean)
    CROSS JOIN LATERAL (
@@ -55,7 +82,7 @@ const LOOKUP_SQL = `
                   LIMIT CASE WHEN k.kind = 'auto' THEN 2 END) x) nets
    ORDER BY k.ord`;
 
-interface LookupKey {
+export interface LookupKey {
   ord?: number;
   kind: NetworkAsk["kind"];
   net_ids: string[];
@@ -68,15 +95,16 @@ interface LookupKey {
 
 async function readLookups(db: Db, keys: LookupKey[]): Promise<BootLookup[]> {
   const { rows } = await prepared(db.raw(LOOKUP_SQL, [JSON.stringify(keys.map((k, ord) => ({ ...k, ord })))]));
-  return (rows as BootLookup[]).map((r) => ({ flavor: r.flavor, image: r.image, networks: r.networks, subnets: r.subnets, limits: r.limits }));
+  return (rows as BootLookup[]).map((r) => ({ flavor: r.flavor, image: r.image, networks: r.networks, subnets: r.subnets, limits: r.limits, fingerprint: r.fingerprint }));
 }
 
 // Concurrent boots share one look-up statement (common/read-batch.ts), one batcher per pool.
 const batchers = new WeakMap<Db, ReadBatcher<LookupKey, BootLookup>>();
 
-export async function lookUpBoot(db: Db, ctx: RequestContext, flavorRef: string | number, imageRef: string | undefined, networks: NetworkAsk): Promise<BootLookup> {
+/** What a boot request asks the look-up for, as the caller may see it. */
+export function bootLookupKey(ctx: RequestContext, flavorRef: string | number, imageRef: string | undefined, networks: NetworkAsk): LookupKey {
   const imageId = imageRef === undefined || imageRef === "" ? "" : idFromRef(imageRef);
-  const key: LookupKey = {
+  return {
     kind: networks.kind,
     net_ids: networks.kind === "ids" ? networks.ids.filter(isUuid) : [],
     admin: ctx.isAdmin,
@@ -85,6 +113,10 @@ export async function lookUpBoot(db: Db, ctx: RequestContext, flavorRef: string 
     image: isUuid(imageId) ? imageId : null,
     image_bypass: ctx.isAdmin || isService(ctx),
   };
+}
+
+/** Reads the look-up now (never from lookup-cache.ts). */
+export async function lookUpBoot(db: Db, key: LookupKey): Promise<BootLookup> {
   // Inside a transaction (an Idempotency-Key boot) the read must see that transaction.
   if ((db as Knex.Transaction).isTransaction) return (await readLookups(db, [key]))[0]!;
   let batcher = batchers.get(db);

@@ -15,6 +15,11 @@
  * the statement reports which subnet ran short. A candidate committed by another boot
  * after this statement's snapshot fails it on the (subnet, address) primary key, and a
  * MAC collision on the ports' unique index; both are retried with a fresh statement.
+ *
+ * A boot judged on a remembered look-up (lookup-cache.ts) carries that look-up's
+ * fingerprint; the statement re-reads every such fingerprint in its snapshot and writes
+ * nothing unless all still match, and then StaleLookup sends the boot back to be judged
+ * on a fresh look-up (create.ts).
  */
 import type { Knex } from "knex";
 import { prepared } from "../../common/db/prepared.js";
@@ -24,6 +29,7 @@ import { OUTBOX_CHANNEL } from "../../common/outbox.js";
 import { SCHEDULE_QUEUE } from "../../common/queues.js";
 import type { InstanceState } from "../../common/state-machine.js";
 import { ipv4CandidatesSql, type SubnetRow } from "../ports.js";
+import { lookupFingerprintSql, type LookupKey } from "./boot-lookup.js";
 
 type Tx = Knex | Knex.Transaction;
 
@@ -40,6 +46,8 @@ export interface BootRows {
   projectId: string;
   userId: string;
   nics: BootNic[];
+  /** Set when judged on a remembered look-up: written only if its fingerprint still holds. */
+  verify?: { key: LookupKey; fingerprint: string };
   /** Columns every instance of the request shares (JSON columns already serialised). */
   instance: InstanceState & {
     description: string | null;
@@ -136,6 +144,11 @@ function statement(boots: BootRows[], portsPerBoot: Port[][], claims: Claim[]): 
     ctes.push(`cand${j} AS (SELECT ip, row_number() OVER () AS k FROM (${cand.sql}) c)`);
     b.push(...cand.bindings);
   });
+  // Every remembered look-up still holds (true when there is none to check).
+  ctes.push(`fresh AS (
+    SELECT coalesce(bool_and(${lookupFingerprintSql("v")} = v.fingerprint), true) AS fresh
+      FROM json_to_recordset(?::json) AS v(flavor text, image uuid, net_ids uuid[], project text, fingerprint text))`);
+  b.push(lookupsToVerify(boots));
   // The counts are parameters, not literals: the text must not change with the batch's size,
   // or each size would be a prepared statement of its own, planned afresh on each of its first
   // five runs on every connection (a batch of 1 to MAX_BATCH boots: most of B1's writes were).
@@ -143,7 +156,7 @@ function statement(boots: BootRows[], portsPerBoot: Port[][], claims: Claim[]): 
     b.push(c.portIds.length);
     return `(SELECT count(*) FROM cand${j}) = ?::bigint`;
   });
-  ctes.push(`ok AS (SELECT ${enough.length ? enough.join(" AND ") : "true"} AS ok)`);
+  ctes.push(`ok AS (SELECT fresh.fresh${enough.length ? ` AND ${enough.join(" AND ")}` : ""} AS ok FROM fresh)`);
 
   // Per instance: id, name, launch index, its boot (1-based); per boot: the shared columns.
   const ids = boots.flatMap((r) => r.ids);
@@ -199,17 +212,36 @@ function statement(boots: BootRows[], portsPerBoot: Port[][], claims: Claim[]): 
 
   const counts = claims.map((_, j) => `(SELECT count(*) FROM cand${j})`);
   const sql = `WITH ${ctes.join(",\n")}
-    SELECT (SELECT ok FROM ok) AS ok,
+    SELECT (SELECT ok FROM ok) AS ok, (SELECT fresh FROM fresh) AS fresh,
            ARRAY[${counts.length ? counts.join(", ") : ""}]::bigint[] AS offered,
            (SELECT pg_notify(?, '') FROM (SELECT 1 FROM job LIMIT 1) AS any_job) AS notified`;
   b.push(OUTBOX_CHANNEL);
   return { sql, bindings: b };
 }
 
+/** The write found a remembered look-up changed and wrote nothing; judge the boot again. */
+export class StaleLookup extends Error {
+  constructor() {
+    super("a remembered boot look-up no longer holds");
+  }
+}
+
+/** The distinct look-ups the boots were judged on that must still hold, as rows of a JSON array. */
+function lookupsToVerify(boots: BootRows[]): string {
+  const distinct = new Map<string, object>();
+  for (const { verify } of boots) {
+    if (!verify) continue;
+    const { flavor, image, net_ids, project } = verify.key;
+    const row = { flavor, image, net_ids, project, fingerprint: verify.fingerprint };
+    distinct.set(JSON.stringify(row), row);
+  }
+  return JSON.stringify([...distinct.values()]);
+}
+
 const violated = (err: unknown): { constraint?: string; detail?: string } | null =>
   (err as { code?: string }).code === "23505" ? (err as { constraint?: string; detail?: string }) : null;
 
-type Outcome = { ok: boolean; offered: number[] };
+type Outcome = { ok: boolean; fresh: boolean; offered: number[] };
 
 /** Nova's 409 for the first subnet that offered fewer addresses than it has ports to fill. */
 function poolFull(claims: Claim[], outcome: Outcome): Error {
@@ -227,6 +259,7 @@ async function attempt(db: Tx, claims: Claim[], sql: string, bindings: Knex.RawB
   const run = async (q: Tx) => {
     const query = q.raw(sql, bindings);
     const outcome = ((await (claims.length <= PREPARED_MAX_SUBNETS ? prepared(query) : query)) as { rows: Outcome[] }).rows[0]!;
+    if (!outcome.fresh) throw new StaleLookup();
     if (!outcome.ok) throw poolFull(claims, outcome);
   };
   if (before) {

@@ -5,10 +5,13 @@
  * multi-create, costs two statements: one read of everything the request names
  * (boot-lookup.ts) and one write of the instances, their ports and fixed IPs, the
  * instance actions and the outbox rows that become the schedule jobs (boot-write.ts);
- * boots accepted at the same time share that write (group commit, boot-batch.ts).
+ * boots accepted at the same time share that write (group commit, boot-batch.ts). A boot
+ * that asks what an accepted one asked skips the read: it is judged on the remembered
+ * look-up (lookup-cache.ts), which its write checks is still what the database holds.
  * With an enforced quota, one server adds a short transaction for the quota check; the
  * other boots write in a transaction of several statements (boot-transaction.ts says why).
  */
+import type { Knex } from "knex";
 import type { Static } from "typebox";
 import { badRequest } from "../../common/errors.js";
 import { isUuid, newId } from "../../common/ids.js";
@@ -26,10 +29,11 @@ import type { ServerCreateBody } from "../schemas/server.js";
 import { admitBoot, checkBootExtras, checkMetadataItems } from "../quotas/boot-admission.js";
 import { QUOTA_DEFAULTS } from "../quotas/quota.js";
 import { flavorSnapshot, imageRefMissing, imageSnapshot, networkAsk, pickNetworks } from "./boot-input.js";
-import { lookUpBoot } from "./boot-lookup.js";
+import { bootLookupKey, lookUpBoot, type BootLookup } from "./boot-lookup.js";
+import { LookupCache } from "./lookup-cache.js";
 import { writeBootInTransaction } from "./boot-transaction.js";
 import { submitBoot } from "./boot-batch.js";
-import { writeBoot, type BootRows } from "./boot-write.js";
+import { StaleLookup, writeBoot, type BootRows } from "./boot-write.js";
 import { parseHostHints } from "./scheduler-hints.js";
 
 type Body = Static<typeof ServerCreateBody>;
@@ -81,11 +85,56 @@ export interface Accepted {
   adminPass: string;
 }
 
+// Per pool, the look-ups of boots accepted before (lookup-cache.ts).
+const lookupCaches = new WeakMap<Db, LookupCache>();
+
+function lookupCacheFor(db: Db): LookupCache | null {
+  if ((db as Knex.Transaction).isTransaction) return null; // an Idempotency-Key boot reads inside its transaction
+  let cache = lookupCaches.get(db);
+  if (!cache) lookupCaches.set(db, (cache = new LookupCache()));
+  return cache;
+}
+
 export async function acceptBoot(db: Db, ctx: RequestContext, requestId: string, body: Body, options: { enforceQuotas: boolean }): Promise<Accepted> {
+  validateScalars(body.server);
+  const key = bootLookupKey(ctx, body.server.flavorRef, body.server.imageRef, networkAsk(body.server.networks));
+  const cache = lookupCacheFor(db);
+  const cacheKey = cache ? LookupCache.keyOf(key) : null;
+  const remembered = cacheKey !== null ? cache!.get(cacheKey) : undefined;
+  if (remembered) {
+    // Judged on what an earlier boot read; the write checks that it still holds. Any doubt
+    // (an error while judging, a changed row) and the boot is judged again on a fresh read,
+    // so its answer is the one a fresh look-up gives.
+    // A boot whose write cannot check it (the transactional path) reads afresh too.
+    const plan = await planBoot(db, ctx, requestId, body, options, remembered).catch(() => null);
+    if (plan?.checksLookup) {
+      try {
+        await plan.write({ key, fingerprint: remembered.fingerprint });
+        return plan.accepted;
+      } catch (err) {
+        if (!(err instanceof StaleLookup)) throw err;
+        cache!.forget(cacheKey!);
+      }
+    } else if (plan === null) cache!.forget(cacheKey!);
+  }
+  // One read for flavor, image, networks and subnets (boot-lookup.ts).
+  const found = await lookUpBoot(db, key);
+  const plan = await planBoot(db, ctx, requestId, body, options, found);
+  await plan.write();
+  if (cacheKey !== null && plan.checksLookup) cache!.remember(cacheKey, found);
+  return plan.accepted;
+}
+
+interface BootPlan {
+  accepted: Accepted;
+  /** Written by boot-write.ts, which can check a remembered look-up's fingerprint. */
+  checksLookup: boolean;
+  write(verify?: BootRows["verify"]): Promise<void>;
+}
+
+/** Judges the request on `found` (in the order Nova's errors come in) and plans its write; writes nothing. */
+async function planBoot(db: Db, ctx: RequestContext, requestId: string, body: Body, options: { enforceQuotas: boolean }, found: BootLookup): Promise<BootPlan> {
   const s = body.server;
-  validateScalars(s);
-  // One read for flavor, image, networks and subnets; judged in the order Nova's errors come in.
-  const found = await lookUpBoot(db, ctx, s.flavorRef, s.imageRef, networkAsk(s.networks));
   const flavor = flavorSnapshot(s.flavorRef, found.flavor);
   const image = imageSnapshot(s.imageRef, found.image, flavor);
   const nics = pickNetworks(s.networks, found.networks);
@@ -124,6 +173,7 @@ export async function acceptBoot(db: Db, ctx: RequestContext, requestId: string,
       scheduler_hints: JSON.stringify(hostHints),
     },
   };
+  const accepted = { id: ids[0]!, ids, reservationId, adminPass: s.adminPass ?? pooledRandomBytes(9).toString("base64url") };
   const oneStatement =
     extras.group === null && nics.every((n) => n.fixedIp === undefined) && rows.nics.every((n) => n.subnets.every((sub) => sub.ip_version === 4));
   // A project unlimited in instances, cores and RAM takes no quota lock and counts nothing
@@ -133,14 +183,17 @@ export async function acceptBoot(db: Db, ctx: RequestContext, requestId: string,
   if (oneStatement && (!options.enforceQuotas || unlimited)) {
     if (options.enforceQuotas) checkMetadataItems(s.metadata, limits.metadata_items);
     // Grouped with boots accepted at the same time into one statement (boot-batch.ts).
-    await submitBoot(db, rows);
-  } else if (oneStatement && count === 1) {
+    return { accepted, checksLookup: true, write: (verify) => submitBoot(db, verify ? { ...rows, verify } : rows) };
+  }
+  if (oneStatement && count === 1) {
     // The quota check (its lock row held) and the write share a short transaction. A
     // multi-create keeps the loop below: each server is checked against the usage that
     // includes the ones before it, and the 403 names that usage.
-    await writeBoot(db, rows, (trx) => admitBoot(trx, ctx, flavor, s.metadata, true));
-  } else {
-    await writeBootInTransaction(db, ctx, { rows, nics, flavor, metadata: s.metadata, extras, enforceQuotas: options.enforceQuotas });
+    return { accepted, checksLookup: true, write: (verify) => writeBoot(db, verify ? { ...rows, verify } : rows, (trx) => admitBoot(trx, ctx, flavor, s.metadata, true)) };
   }
-  return { id: ids[0]!, ids, reservationId, adminPass: s.adminPass ?? pooledRandomBytes(9).toString("base64url") };
+  return {
+    accepted,
+    checksLookup: false,
+    write: () => writeBootInTransaction(db, ctx, { rows, nics, flavor, metadata: s.metadata, extras, enforceQuotas: options.enforceQuotas }),
+  };
 }
