@@ -9,6 +9,14 @@
  * Each hit still gets a count of its own: a batch adds n to a key and its hits get the
  * n counts up to the new total, in the order they arrived, so the (max + 1)-th hit of a
  * window is refused whichever batch it was in.
+ *
+ * Far from its limit, a hit does not wait for Redis at all: the store remembers each key's
+ * count and window as Redis last gave them, plus its own hits since, and a hit that leaves
+ * that count at least `localMargin(max)` below the limit is allowed at once while its
+ * count goes to Redis in the next call as before. Within that margin every hit waits for
+ * its count from Redis, so a key is refused at exactly its (max + 1)-th hit as long as the
+ * other API processes' hits not yet seen here stay under the margin (one Redis round trip
+ * of them). A key this process has not counted in the current window always waits.
  */
 import type { Redis } from "ioredis";
 import { ReadBatcher } from "../common/read-batch.js";
@@ -65,11 +73,50 @@ async function countHits(redis: CountingRedis, hits: Hit[]): Promise<Count[]> {
   });
 }
 
+/**
+ * How far below its limit a key must stay for a hit to be decided here without waiting:
+ * a tenth of the limit, at least 64 hits (so a small limit is always counted in Redis).
+ */
+export function localMargin(max: number): number {
+  return Math.max(64, Math.ceil(max / 10));
+}
+
+/** A key's count as this process knows it: Redis's last answer plus this process's hits since. */
+interface KnownCount {
+  current: number;
+  windowEnds: number;
+}
+
+/** Beyond this many keys, the known counts are dropped (each key then waits for Redis once). */
+const MAX_KNOWN_KEYS = 10_000;
+
 /** A store class for @fastify/rate-limit's `store` option, over `redis`, keys under `nameSpace`. */
 export function batchingRedisStore(redis: Redis, nameSpace: string) {
   const counting = redis as CountingRedis;
   if (!counting.cirrusRateLimitCount) redis.defineCommand("cirrusRateLimitCount", { lua: INCREMENT });
   const batcher = new ReadBatcher<Hit, Count>((hits) => countHits(counting, hits), 256);
+  const known = new Map<string, KnownCount>();
+
+  const learn = (key: string, count: Count): void => {
+    const k = known.get(key);
+    const windowEnds = Date.now() + count.ttl;
+    if (k && k.windowEnds > Date.now()) k.current = Math.max(k.current, count.current);
+    else {
+      if (known.size >= MAX_KNOWN_KEYS) known.clear();
+      known.set(key, { current: count.current, windowEnds });
+    }
+  };
+
+  /** Counts the hit in Redis; `cb` gets that count (when it is not already answered). */
+  const countInRedis = (key: string, windowMs: number, cb?: Callback): void => {
+    batcher.load({ key, windowMs }).then(
+      (count) => {
+        learn(key, count);
+        cb?.(null, count);
+      },
+      (err: Error) => cb?.(err),
+    );
+  };
 
   return class BatchingRedisStore {
     constructor(
@@ -77,11 +124,17 @@ export function batchingRedisStore(redis: Redis, nameSpace: string) {
       private readonly prefix = nameSpace,
     ) {}
 
-    incr(key: string, cb: Callback, timeWindow: number): void {
-      batcher.load({ key: this.prefix + key, windowMs: timeWindow }).then(
-        (count) => cb(null, count),
-        (err: Error) => cb(err),
-      );
+    incr(key: string, cb: Callback, timeWindow: number, max: number): void {
+      const full = this.prefix + key;
+      const k = known.get(full);
+      const now = Date.now();
+      if (k && now < k.windowEnds && k.current + 1 <= max - localMargin(max)) {
+        k.current++;
+        cb(null, { current: k.current, ttl: k.windowEnds - now });
+        countInRedis(full, timeWindow); // counted all the same, without waiting
+        return;
+      }
+      countInRedis(full, timeWindow, cb);
     }
 
     /** A limiter of its own (per route, as the plugin's own store does), keyed apart. */

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../../api/app.js";
 import { PUBLIC_URL, TEST_REDIS_URL, createTestDatabase, type TestDatabase } from "../support/services.js";
 import type { Authenticator } from "../../api/auth/dev-auth.js";
+import { batchingRedisStore } from "../../api/rate-limit-store.js";
 
 const auth: Authenticator = async (req) => {
   const p = req.headers["x-auth-token"];
@@ -79,5 +80,50 @@ describe("rate limiting", () => {
     const ttl = await redis.pttl(key!);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(60_000);
+  });
+});
+
+describe("the store far from a limit (api/rate-limit-store.ts)", () => {
+  type Count = { current: number; ttl: number };
+  const storeOn = (client: Redis) => new (batchingRedisStore(client, `${nameSpace}store-`))();
+  /** The store's answer, and whether it came before incr returned (decided without Redis). */
+  const hit = (store: ReturnType<typeof storeOn>, key: string, max: number) =>
+    new Promise<{ count: Count; atOnce: boolean }>((resolve, reject) => {
+      let returned = false;
+      store.incr(key, (err, count) => (err ? reject(err) : resolve({ count: count!, atOnce: !returned })), 60_000, max);
+      returned = true;
+    });
+
+  it("waits for Redis on a key's first hit and within the margin of the limit, not before; every hit is counted", async () => {
+    const store = storeOn(redis);
+    const max = 100; // margin 64: hits up to 36 are decided here once the key is known
+    const answers = [];
+    for (let i = 0; i < 40; i++) answers.push(await hit(store, "far", max));
+    expect(answers.map((a) => a.count.current)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    expect(answers[0]!.atOnce).toBe(false);
+    expect(answers.slice(1, 36).every((a) => a.atOnce)).toBe(true);
+    expect(answers.slice(36).some((a) => a.atOnce)).toBe(false);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await redis.get(`${nameSpace}store-far`)).toBe("40");
+  });
+
+  it("two API processes on one key allow exactly max hits between them (fewer unseen hits than the margin)", async () => {
+    const other = new Redis(TEST_REDIS_URL);
+    try {
+      const [a, b] = [storeOn(redis), storeOn(other)];
+      const max = 200;
+      let allowed = 0;
+      for (let i = 0; i < 300; i++) {
+        // Each request of a real API process goes through I/O, where Redis's answers come in.
+        await new Promise((r) => setImmediate(r));
+        const { count } = await hit(i % 2 === 0 ? a : b, "shared", max);
+        if (count.current <= max) allowed++;
+      }
+      expect(allowed).toBe(max);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(await redis.get(`${nameSpace}store-shared`)).toBe("300");
+    } finally {
+      other.disconnect();
+    }
   });
 });
