@@ -16,6 +16,20 @@ import type { QueueSet } from "./queues.js";
 const CHANNEL = "cirrus_outbox";
 /** How long the relay waits for another notification after one came while it published. */
 const NOTIFIED_WAIT_MS = 5;
+/**
+ * The shortest time from one cycle's start to the next one's, however soon a notification
+ * comes. Under load the rows of several writes then go in one cycle, instead of one cycle
+ * (two round trips to Postgres, one to Redis, a knex transaction) per write batch; at idle
+ * a row is published at once as before. In B1 (no scheduler, about 190 write batches a
+ * second) the relay cost the API 0.09 ms of CPU per boot and Postgres 0.05 when it cycled
+ * for each (against a relay stopped); CIRRUS_OUTBOX_MIN_CYCLE_MS overrides it.
+ */
+const MIN_CYCLE_MS = envMilliseconds("CIRRUS_OUTBOX_MIN_CYCLE_MS") ?? 20;
+
+function envMilliseconds(name: string): number | undefined {
+  const v = process.env[name];
+  return v !== undefined && v !== "" && Number(v) >= 0 ? Number(v) : undefined;
+}
 /** The channel enqueue notifies, for a writer that inserts outbox rows in a statement of its own. */
 export const OUTBOX_CHANNEL = CHANNEL;
 
@@ -119,6 +133,7 @@ export class OutboxRelay {
     while (this.running) {
       let published = 0;
       this.notified = false;
+      const started = Date.now();
       try {
         published = await this.drainOnce();
         backoff = 0;
@@ -142,6 +157,9 @@ export class OutboxRelay {
         };
       });
       this.wake = null;
+      // Not sooner than MIN_CYCLE_MS after this cycle began (a stream of notifications).
+      const early = started + MIN_CYCLE_MS - Date.now();
+      if (early > 0 && this.running) await new Promise((resolve) => setTimeout(resolve, early));
     }
   }
 

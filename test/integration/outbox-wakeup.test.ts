@@ -64,3 +64,42 @@ it("publishes a row committed during a publish without waiting for the poll", as
     await relay.stop();
   }
 });
+
+it("publishes the rows of a stream of writes in a few cycles, and a lone row at once", async () => {
+  let cycles = 0;
+  const counted = {
+    get: (name: string) => {
+      const queue = queues.get(name);
+      return {
+        addBulk: async (jobs: Parameters<typeof queue.addBulk>[0]) => {
+          cycles++;
+          return queue.addBulk(jobs);
+        },
+      };
+    },
+  } as unknown as QueueSet;
+  const relay = new OutboxRelay({ db: database.db, databaseUrl: database.url, queues: counted, log: createLogger("test", "silent"), pollIntervalMs: 30_000 });
+  await relay.start();
+  try {
+    // 60 writes, one every 2 ms or so: cycling for each would be about 60 cycles.
+    const started = Date.now();
+    for (let n = 100; n < 160; n++) {
+      await database.db.transaction((trx) => enqueue(trx, job(n)));
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    const elapsed = Date.now() - started;
+    await waitFor("the stream's rows to be published", () => published(159), 5_000, 10);
+    const all = await database.db("outbox").whereBetween("job_id", ["wakeup-100", "wakeup-159"]).whereNull("published_at").count("* as n").first();
+    expect(all).toEqual({ n: 0 });
+    // At most one cycle per 20 ms (MIN_CYCLE_MS), and one to finish.
+    expect(cycles).toBeLessThanOrEqual(Math.ceil(elapsed / 20) + 2);
+    // Idle again: a lone row goes at once.
+    await new Promise((r) => setTimeout(r, 100));
+    const since = Date.now();
+    await database.db.transaction((trx) => enqueue(trx, job(200)));
+    await waitFor("the lone row to be published", () => published(200), 5_000, 2);
+    expect(Date.now() - since).toBeLessThan(100);
+  } finally {
+    await relay.stop();
+  }
+});
