@@ -17,11 +17,13 @@ import { CpuMeter } from "./lib/proc-cpu.js";
  * Boots before the measured runs: acceptance latency is a running API's, with its code
  * optimised by V8. bench/api-warmup-curve.ts shows how long that takes: at 16 clients the
  * API's CPU per boot falls from 0.9 ms (first 1,000 boots) to 0.53 (boots 2,000 to 3,000,
- * where B1 measured with 1,000 warm-up boots) and settles at 0.3 to 0.4 from about 5,000 on,
- * while V8 goes on compiling (146 functions optimised in boots 2,000 to 5,000, 41 in boots
- * 10,000 to 13,000). B1_WARMUP overrides it.
+ * where B1 measured with 1,000 warm-up boots). On 27 November, with the look-up remembered
+ * and the rate limit decided in the process, it was 0.5 to 0.62 in boots 3,000 to 7,000
+ * (where B1 measured with 5,000 warm-up boots) and 0.36 to 0.5 from 7,000 on, to 40,000;
+ * V8 still optimised 170 functions for the first time in boots 5,000 to 13,000, 12 % of
+ * the API's CPU there (perf). So B1 measures from 10,000 on. B1_WARMUP overrides it.
  */
-const WARMUP_BOOTS = Number(process.env.B1_WARMUP ?? "") || 5000;
+const WARMUP_BOOTS = Number(process.env.B1_WARMUP ?? "") || 10_000;
 const DATABASE = "cirrus_bench_b1";
 
 type CpuPerRequest = Record<string, number>;
