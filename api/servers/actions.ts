@@ -173,7 +173,7 @@ export async function runAction(deps: ActionDeps, ctx: RequestContext, requestId
       await db.transaction(async (trx) => {
         const row = await lockVisible(trx, ctx, id);
         gate(row, ctx, "resize");
-        const flavor = await resolveFlavor(trx, r.flavorRef);
+        const flavor = await resolveFlavor(trx, ctx, r.flavorRef);
         if (flavor.id === row.flavor.id) throw badRequest("When resizing, instances must change flavor!");
         if (flavor.disk < row.flavor.disk) throw badRequest("Resize error: Unable to resize disk down.");
         if (row.image && flavor.ram < ((row.image as { min_ram?: number }).min_ram ?? 0)) {

@@ -42,8 +42,9 @@ export interface BootLookup {
 /**
  * The fingerprint of a look-up key `k` (a row with flavor text, image uuid, net_ids uuid[],
  * project text): the xmin of the flavor, the image, each named network, each subnet of those
- * networks and each quota row of the project. Any update or delete of one of those rows, and
- * any insert of a subnet or quota row that the look-up would have read, changes it; so does
+ * networks, each quota row of the project and the project's access row for the flavor. Any
+ * update or delete of one of those rows, and any insert of a subnet, quota or access row that
+ * the look-up would have read, changes it; so does
  * a network or image appearing under an id that was missing. Unchanged, the look-up reads
  * the same answer.
  */
@@ -55,14 +56,18 @@ export function lookupFingerprintSql(k: string): string {
     ${versions("images", "vi", "id", `vi.id = ${k}.image`)},
     ${versions("networks", "vn", "id", `vn.id = ANY(${k}.net_ids)`)},
     ${versions("subnets", "vs", "id", `vs.network_id = ANY(${k}.net_ids)`)},
-    ${versions("quotas", "vq", "resource", `vq.project_id = ${k}.project`)})`;
+    ${versions("quotas", "vq", "resource", `vq.project_id = ${k}.project`)},
+    ${versions("flavor_access", "va", "project_id", `va.flavor_id = ${k}.flavor AND va.project_id = ${k}.project`)})`;
 }
 
 // One row of answers per key. The same visibility rules as visibleNetworks / visibleImages
-// (api/routes/), with the admin (and, for images, service) bypass as a boolean per key;
+// (api/routes/) and Nova's for flavors (a private one only with the project's access), with
+// the admin (and, for images, service) bypass as a boolean per key;
 // "auto" takes the first two networks by created_at, "none" none.
 const LOOKUP_SQL = `
-  SELECT (SELECT row_to_json(f) FROM flavors f WHERE f.id = k.flavor) AS flavor,
+  SELECT (SELECT row_to_json(f) FROM flavors f
+           WHERE f.id = k.flavor
+             AND (k.admin OR f.is_public OR EXISTS (SELECT 1 FROM flavor_access fa WHERE fa.flavor_id = f.id AND fa.project_id = k.project))) AS flavor,
          (SELECT row_to_json(i) FROM images i
            WHERE i.id = k.image AND i.status <> 'deleted'
              AND (k.image_bypass OR i.visibility IN ('public', 'community') OR i.owner = k.project)) AS image,

@@ -38,9 +38,13 @@ import { parseHostHints } from "./scheduler-hints.js";
 
 type Body = Static<typeof ServerCreateBody>;
 
-/** The flavor by ref, for resize (api/servers/actions.ts). */
-export async function resolveFlavor(db: Db, ref: string | number): Promise<FlavorSnapshot> {
-  return flavorSnapshot(ref, await db("flavors").where({ id: idFromRef(String(ref)) }).first());
+/** The flavor by ref as the caller may see it (a private one only with access), for resize (api/servers/actions.ts). */
+export async function resolveFlavor(db: Db, ctx: RequestContext, ref: string | number): Promise<FlavorSnapshot> {
+  let q = db("flavors").where({ id: idFromRef(String(ref)) });
+  if (!ctx.isAdmin) {
+    q = q.where((w) => w.where("is_public", true).orWhereExists(db("flavor_access").whereRaw("flavor_access.flavor_id = flavors.id").where({ project_id: ctx.projectId })));
+  }
+  return flavorSnapshot(ref, await q.first());
 }
 
 /** The image by ref as the caller may see it, for rebuild (api/servers/actions.ts). */

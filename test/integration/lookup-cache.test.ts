@@ -8,6 +8,7 @@ import request from "supertest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { flavorAndImage } from "../support/boot-fixtures.js";
 import { ADMIN_TOKEN, createTestApp, tableCounts, type TestApp } from "../support/services.js";
+import { admin, bootables, client, createExtApp, MEMBER_P1, type ExtApp } from "./ext-support.js";
 
 let t: TestApp;
 const auth = { "X-Auth-Token": ADMIN_TOKEN };
@@ -134,3 +135,33 @@ async function flavorImageAgain(): Promise<{ imageId: string }> {
   expect((await srv().put(`/v2/images/${img.body.id}/file`).set(auth).set("content-type", "application/octet-stream").send(Buffer.alloc(64, 1))).status).toBe(204);
   return { imageId: img.body.id };
 }
+
+describe("a private flavor at boot (Nova: only with the project's access)", () => {
+  let x: ExtApp;
+  let image: string;
+  beforeAll(async () => {
+    x = await createExtApp();
+    ({ imageId: image } = await bootables(x));
+    const made = await admin(x).post("/v2.1/flavors", { flavor: { name: "private", id: "priv", ram: 512, vcpus: 1, disk: 1, "os-flavor-access:is_public": false } });
+    expect(made.status).toBe(200);
+  });
+  afterAll(async () => x?.close());
+
+  const bootAs = (token: string, name: string) => client(x, token).post("/v2.1/servers", { server: { name, flavorRef: "priv", imageRef: image, networks: "none" } });
+
+  it("is not found without access, bootable with it, and not found again once access is removed, remembered or not", async () => {
+    const refused = await bootAs(MEMBER_P1, "no-access");
+    expect(refused.status).toBe(400);
+    expect(refused.body.badRequest.message).toBe("Flavor priv could not be found.");
+    expect((await admin(x).post("/v2.1/flavors/priv/action", { addTenantAccess: { tenant: "p1" } })).status).toBe(200);
+    expect((await bootAs(MEMBER_P1, "with-access")).status).toBe(202);
+    expect((await bootAs(MEMBER_P1, "with-access-again")).status).toBe(202); // the look-up is remembered now
+    expect((await admin(x).post("/v2.1/flavors/priv/action", { removeTenantAccess: { tenant: "p1" } })).status).toBe(200);
+    const before = await tableCounts(x.database.db);
+    const gone = await bootAs(MEMBER_P1, "access-removed");
+    expect(gone.status).toBe(400);
+    expect(gone.body.badRequest.message).toBe("Flavor priv could not be found.");
+    expect(await tableCounts(x.database.db)).toEqual(before);
+    expect((await bootAs(ADMIN_TOKEN, "admin-sees-all")).status).toBe(202);
+  });
+});
