@@ -170,7 +170,7 @@ function optionalNum(env: Env, name: string): number | null {
   return raw === undefined || raw === "" ? null : num(env, name, 0);
 }
 
-function nonNegative(env: Env, name: string, fallback: number): number {
+export function nonNegative(env: Env, name: string, fallback: number): number {
   const n = num(env, name, fallback);
   if (n < 0) throw new Error(`${name} must not be negative, got "${env[name]}"`);
   return n;

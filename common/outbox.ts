@@ -7,6 +7,7 @@
  */
 import pg from "pg";
 import type { Knex } from "knex";
+import { nonNegative } from "./config.js";
 import type { Db } from "./db/knex.js";
 import { transactionBegunWith } from "./db/begun-with.js";
 import { prepared } from "./db/prepared.js";
@@ -24,12 +25,7 @@ const NOTIFIED_WAIT_MS = 5;
  * second) the relay cost the API 0.09 ms of CPU per boot and Postgres 0.05 when it cycled
  * for each (against a relay stopped); CIRRUS_OUTBOX_MIN_CYCLE_MS overrides it.
  */
-const MIN_CYCLE_MS = envMilliseconds("CIRRUS_OUTBOX_MIN_CYCLE_MS") ?? 20;
-
-function envMilliseconds(name: string): number | undefined {
-  const v = process.env[name];
-  return v !== undefined && v !== "" && Number(v) >= 0 ? Number(v) : undefined;
-}
+const MIN_CYCLE_MS = nonNegative(process.env, "CIRRUS_OUTBOX_MIN_CYCLE_MS", 20);
 /** The channel enqueue notifies, for a writer that inserts outbox rows in a statement of its own. */
 export const OUTBOX_CHANNEL = CHANNEL;
 

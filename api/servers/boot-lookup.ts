@@ -44,9 +44,8 @@ export interface BootLookup {
  * project text): the xmin of the flavor, the image, each named network, each subnet of those
  * networks, each quota row of the project and the project's access row for the flavor. Any
  * update or delete of one of those rows, and any insert of a subnet, quota or access row that
- * the look-up would have read, changes it; so does
- * a network or image appearing under an id that was missing. Unchanged, the look-up reads
- * the same answer.
+ * the look-up would have read, changes it; so does a network or image appearing under an id
+ * that was missing. Unchanged, the look-up reads the same answer.
  */
 export function lookupFingerprintSql(k: string): string {
   const versions = (table: string, alias: string, id: string, where: string) =>

@@ -23,6 +23,7 @@ import { PowerState } from "../../common/power-state.js";
 import type { RequestContext } from "../context.js";
 import { idFromRef } from "../links.js";
 import type { SubnetRow } from "../ports.js";
+import { visibleFlavor } from "../routes/flavor-extras.js";
 import { visibleImages, type ImageRow } from "../routes/images.js";
 import type { ServerCreateBody } from "../schemas/server.js";
 // compute extras: keypair, availability zone, server group, quota (api/quotas/boot-admission.ts)
@@ -40,11 +41,7 @@ type Body = Static<typeof ServerCreateBody>;
 
 /** The flavor by ref as the caller may see it (a private one only with access), for resize (api/servers/actions.ts). */
 export async function resolveFlavor(db: Db, ctx: RequestContext, ref: string | number): Promise<FlavorSnapshot> {
-  let q = db("flavors").where({ id: idFromRef(String(ref)) });
-  if (!ctx.isAdmin) {
-    q = q.where((w) => w.where("is_public", true).orWhereExists(db("flavor_access").whereRaw("flavor_access.flavor_id = flavors.id").where({ project_id: ctx.projectId })));
-  }
-  return flavorSnapshot(ref, await q.first());
+  return flavorSnapshot(ref, await visibleFlavor(db, ctx, idFromRef(String(ref))));
 }
 
 /** The image by ref as the caller may see it, for rebuild (api/servers/actions.ts). */
@@ -129,6 +126,9 @@ export async function acceptBoot(db: Db, ctx: RequestContext, requestId: string,
   return plan.accepted;
 }
 
+/** The rows, to be written only if the remembered look-up `verify` (when given) still holds. */
+const checked = (rows: BootRows, verify: BootRows["verify"]): BootRows => (verify ? { ...rows, verify } : rows);
+
 interface BootPlan {
   accepted: Accepted;
   /** Written by boot-write.ts, which can check a remembered look-up's fingerprint. */
@@ -187,13 +187,13 @@ async function planBoot(db: Db, ctx: RequestContext, requestId: string, body: Bo
   if (oneStatement && (!options.enforceQuotas || unlimited)) {
     if (options.enforceQuotas) checkMetadataItems(s.metadata, limits.metadata_items);
     // Grouped with boots accepted at the same time into one statement (boot-batch.ts).
-    return { accepted, checksLookup: true, write: (verify) => submitBoot(db, verify ? { ...rows, verify } : rows) };
+    return { accepted, checksLookup: true, write: (verify) => submitBoot(db, checked(rows, verify)) };
   }
   if (oneStatement && count === 1) {
     // The quota check (its lock row held) and the write share a short transaction. A
     // multi-create keeps the loop below: each server is checked against the usage that
     // includes the ones before it, and the 403 names that usage.
-    return { accepted, checksLookup: true, write: (verify) => writeBoot(db, verify ? { ...rows, verify } : rows, (trx) => admitBoot(trx, ctx, flavor, s.metadata, true)) };
+    return { accepted, checksLookup: true, write: (verify) => writeBoot(db, checked(rows, verify), (trx) => admitBoot(trx, ctx, flavor, s.metadata, true)) };
   }
   return {
     accepted,
