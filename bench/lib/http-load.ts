@@ -1,9 +1,12 @@
 /**
- * A lean HTTP load generator for the API benches: node:http over keep-alive sockets
- * (one per client), each client sending its next request when the previous answer is
- * read, latencies in milliseconds. Lean because it shares two cores with the server.
+ * A lean HTTP load generator for the API benches: one keep-alive connection per client,
+ * each client sending its next request when the previous answer is read, latencies in
+ * milliseconds. Lean because it shares two cores with the server: by default each
+ * connection is a plain socket (raw-http-client.ts); BENCH_HTTP_CLIENT=node uses
+ * node:http's client instead, as the benches did before 27 November, for comparison.
  */
 import http from "node:http";
+import { RawHttpConnection, formatRequest } from "./raw-http-client.js";
 
 export interface LoadRequest {
   method: string;
@@ -67,17 +70,23 @@ export async function runLoad(opts: {
   next: (i: number) => LoadRequest;
 }): Promise<LoadResult> {
   const base = new URL(opts.baseUrl);
+  const viaNodeHttp = process.env.BENCH_HTTP_CLIENT === "node";
   const agent = new http.Agent({ keepAlive: true, maxSockets: opts.clients });
+  const connections: RawHttpConnection[] = [];
   const latencies: number[] = [];
   const unexpected: Record<string, number> = {};
   let issued = 0;
   let lastBodyBytes = 0;
   const started = process.hrtime.bigint();
   const client = async () => {
+    const connection = new RawHttpConnection(base.hostname, Number(base.port));
+    connections.push(connection);
     while (issued < opts.total) {
       const i = issued++;
+      const r = opts.next(i);
+      const request = viaNodeHttp ? null : formatRequest(base.host, r.method, r.path, opts.headers, r.body);
       const t0 = process.hrtime.bigint();
-      const { status, bytes } = await send(agent, base, opts.headers, opts.next(i));
+      const { status, bytes } = await (request === null ? send(agent, base, opts.headers, r) : connection.send(request));
       latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
       lastBodyBytes = bytes;
       if (status !== opts.expectStatus) unexpected[status] = (unexpected[status] ?? 0) + 1;
@@ -86,6 +95,7 @@ export async function runLoad(opts: {
   await Promise.all(Array.from({ length: opts.clients }, client));
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   agent.destroy();
+  for (const c of connections) c.close();
   latencies.sort((a, b) => a - b);
   return {
     requests: latencies.length,
