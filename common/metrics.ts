@@ -23,6 +23,7 @@ import {
 import type { Redis } from "ioredis";
 import type { Worker } from "bullmq";
 import type { Db } from "./db/knex.js";
+import { RequestHistogram } from "./request-histogram.js";
 import { heartbeatKey } from "./heartbeat.js";
 import { computeQueueName, REPORTS_QUEUE, SCHEDULE_QUEUE } from "./queues.js";
 import { serverStatus } from "./status.js";
@@ -215,20 +216,19 @@ export interface ApiMetricsDeps {
 
 export interface ApiMetrics {
   registry: Registry;
-  httpDuration: Histogram<"method" | "route" | "status_code">;
+  httpDuration: RequestHistogram;
   /** The whole exposition: this process, the cluster (SQL, Redis) and what agents pushed. */
   text(): Promise<string>;
 }
 
 export function apiMetrics(deps: ApiMetricsDeps): ApiMetrics {
   const registry = processRegistry("api");
-  const httpDuration = new Histogram({
-    name: "cirrus_http_request_duration_seconds",
-    help: "API request latency by method, route (the route pattern) and status code",
-    labelNames: ["method", "route", "status_code"] as const,
-    buckets: HTTP_BUCKETS,
-    registers: [registry],
-  });
+  const httpDuration = new RequestHistogram(
+    "cirrus_http_request_duration_seconds",
+    "API request latency by method, route (the route pattern) and status code",
+    HTTP_BUCKETS,
+    registry,
+  );
 
   // Cluster-wide numbers, from the database and Redis at scrape time. They carry no
   // `service` label of their own use; every replica reports the same values.

@@ -29,7 +29,7 @@ const Health = Type.Object(
 export function installHttpMetrics(app: FastifyInstance, metrics: ApiMetrics): void {
   app.addHook("onResponse", async (req, reply) => {
     const route = req.routeOptions.url ?? "unmatched";
-    metrics.httpDuration.observe({ method: req.method, route, status_code: reply.statusCode }, reply.elapsedTime / 1000);
+    metrics.httpDuration.observe(req.method, route, reply.statusCode, reply.elapsedTime / 1000);
   });
 }
 
