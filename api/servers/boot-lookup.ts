@@ -59,6 +59,15 @@ export function lookupFingerprintSql(k: string): string {
     ${versions("flavor_access", "va", "project_id", `va.flavor_id = ${k}.flavor AND va.project_id = ${k}.project`)})`;
 }
 
+/**
+ * What a write checks of a remembered look-up (boot-write.ts): the key's fields that
+ * lookupFingerprintSql reads and the fingerprint they had, as one JSON object.
+ */
+export function fingerprintCheck(key: LookupKey, fingerprint: string): string {
+  const { flavor, image, net_ids, project } = key;
+  return JSON.stringify({ flavor, image, net_ids, project, fingerprint });
+}
+
 // One row of answers per key. The same visibility rules as visibleNetworks / visibleImages
 // (api/routes/) and Nova's for flavors (a private one only with the project's access), with
 // the admin (and, for images, service) bypass as a boolean per key;

@@ -22,14 +22,15 @@
  * on a fresh look-up (create.ts).
  */
 import type { Knex } from "knex";
-import { prepared } from "../../common/db/prepared.js";
+import type pg from "pg";
+import { statementName } from "../../common/db/prepared.js";
 import { conflict } from "../../common/errors.js";
 import { newId, newMacAddress } from "../../common/ids.js";
 import { OUTBOX_CHANNEL } from "../../common/outbox.js";
 import { SCHEDULE_QUEUE } from "../../common/queues.js";
 import type { InstanceState } from "../../common/state-machine.js";
 import { ipv4CandidatesSql, type SubnetRow } from "../ports.js";
-import { lookupFingerprintSql, type LookupKey } from "./boot-lookup.js";
+import { lookupFingerprintSql } from "./boot-lookup.js";
 
 type Tx = Knex | Knex.Transaction;
 
@@ -46,8 +47,11 @@ export interface BootRows {
   projectId: string;
   userId: string;
   nics: BootNic[];
-  /** Set when judged on a remembered look-up: written only if its fingerprint still holds. */
-  verify?: { key: LookupKey; fingerprint: string };
+  /**
+   * Set when judged on a remembered look-up: written only if its fingerprint still holds.
+   * The look-up's key and fingerprint as one JSON object (boot-lookup.ts fingerprintCheck).
+   */
+  verify?: string;
   /** Columns every instance of the request shares (JSON columns already serialised). */
   instance: InstanceState & {
     description: string | null;
@@ -115,7 +119,7 @@ function claimsOf(boots: BootRows[], portsPerBoot: Port[][]): Claim[] {
   return [...claims.values()];
 }
 
-/** The columns every instance of one boot request shares, one array element per boot. */
+/** The columns every instance of one boot request shares, one JSON object per boot. */
 const SHARED = [
   ["description", "text"], ["project_id", "text"], ["user_id", "text"], ["vm_state", "text"], ["task_state", "text"], ["power_state", "int"],
   ["availability_zone", "text"], ["flavor", "jsonb"], ["image_id", "uuid"], ["image", "jsonb"], ["requested_networks", "jsonb"],
@@ -125,98 +129,127 @@ const SHARED = [
 
 type SharedColumn = (typeof SHARED)[number][0];
 
-function shared(rows: BootRows, column: SharedColumn): Knex.RawBinding {
+function shared(rows: BootRows, column: SharedColumn): string | number | boolean | null {
   if (column === "project_id") return rows.projectId;
   if (column === "user_id") return rows.userId;
   return rows.instance[column];
 }
 
 /**
+ * The boots' shared columns as one JSON array: the JSON columns, already serialised (and,
+ * for the flavor and image, shared by every boot judged on the same look-up), are spliced
+ * in as they are. As one text parameter this costs a fraction of what 19 Postgres array
+ * literals did: node-postgres escapes every element of those with two regular expressions,
+ * the serialised flavor and image included (perf, 27 November).
+ */
+function bootsJson(boots: BootRows[]): string {
+  return `[${boots
+    .map((rows, k) => `{"boot":${k + 1}${SHARED.map(([c, t]) => `,"${c}":${t === "jsonb" ? (shared(rows, c) as string) : JSON.stringify(shared(rows, c))}`).join("")}}`)
+    .join(",")}]`;
+}
+
+/** A Postgres array literal of values that need no quoting (uuids). */
+const uuidArray = (ids: string[]) => `{${ids.join(",")}}`;
+
+interface Statement {
+  /** What decides the text: the allocation pools of each claimed subnet, and whether there are ports. */
+  shape: string;
+  values: unknown[];
+  /** The text, with $n placeholders; built only for a shape not seen before. */
+  text(): string;
+}
+
+/**
  * The statement for one or more boot requests (a group commit of concurrent requests,
  * api/servers/boot-batch.ts): every row of every boot, set-based. All or nothing: one
- * subnet short of addresses writes nothing for any of them.
+ * subnet short of addresses writes nothing for any of them. Its text depends only on its
+ * shape, so it is built once per shape and kept as a prepared statement; what varies is in
+ * its values (counts included: a text that changed with the batch's size would be a
+ * prepared statement per size, each planned afresh on its first five runs per connection).
  */
-function statement(boots: BootRows[], portsPerBoot: Port[][], claims: Claim[]): { sql: string; bindings: Knex.RawBinding[] } {
-  const b: Knex.RawBinding[] = [];
-  const ctes: string[] = [];
+function statement(boots: BootRows[], portsPerBoot: Port[][], claims: Claim[]): Statement {
+  const values: unknown[] = [];
+  /** Adds a value; its placeholder. */
+  const $ = (value: unknown) => `$${values.push(value)}`;
+  const ctes: (() => string)[] = [];
+
   claims.forEach((c, j) => {
     const cand = ipv4CandidatesSql(c.subnet, c.portIds.length);
-    ctes.push(`cand${j} AS (SELECT ip, row_number() OVER () AS k FROM (${cand.sql}) c)`);
-    b.push(...cand.bindings);
+    const before = values.push(...cand.bindings) - cand.bindings.length;
+    const sql = () => {
+      let n = before;
+      return cand.sql.replace(/\?/g, () => `$${++n}`);
+    };
+    ctes.push(() => `cand${j} AS (SELECT ip, row_number() OVER () AS k FROM (${sql()}) c)`);
   });
   // Every remembered look-up still holds (true when there is none to check).
-  ctes.push(`fresh AS (
+  const verify = $(lookupsToVerify(boots));
+  ctes.push(() => `fresh AS (
     SELECT coalesce(bool_and(${lookupFingerprintSql("v")} = v.fingerprint), true) AS fresh
-      FROM json_to_recordset(?::json) AS v(flavor text, image uuid, net_ids uuid[], project text, fingerprint text))`);
-  b.push(lookupsToVerify(boots));
-  // The counts are parameters, not literals: the text must not change with the batch's size,
-  // or each size would be a prepared statement of its own, planned afresh on each of its first
-  // five runs on every connection (a batch of 1 to MAX_BATCH boots: most of B1's writes were).
-  const enough = claims.map((c, j) => {
-    b.push(c.portIds.length);
-    return `(SELECT count(*) FROM cand${j}) = ?::bigint`;
-  });
-  ctes.push(`ok AS (SELECT fresh.fresh${enough.length ? ` AND ${enough.join(" AND ")}` : ""} AS ok FROM fresh)`);
+      FROM json_to_recordset(${verify}::json) AS v(flavor text, image uuid, net_ids uuid[], project text, fingerprint text))`);
+  const enough = claims.map((c, j) => `(SELECT count(*) FROM cand${j}) = ${$(c.portIds.length)}::bigint`);
+  ctes.push(() => `ok AS (SELECT fresh.fresh${enough.length ? ` AND ${enough.join(" AND ")}` : ""} AS ok FROM fresh)`);
 
-  // Per instance: id, name, launch index, its boot (1-based); per boot: the shared columns.
-  const ids = boots.flatMap((r) => r.ids);
-  const names = boots.flatMap((r) => r.names);
-  const launchIndexes = boots.flatMap((r) => r.ids.map((_, i) => i));
-  const bootOf = boots.flatMap((r, k) => r.ids.map(() => k + 1));
-  ctes.push(`inst AS (
+  // Per boot its shared columns; per instance its id, name, launch index, boot (1-based) and request.
+  const perBoot = $(bootsJson(boots));
+  let ord = 0;
+  const perInstance = $(JSON.stringify(boots.flatMap((r, k) => r.ids.map((id, idx) => ({ ord: ord++, id, name: r.names[idx], idx, boot: k + 1, req: r.requestId })))));
+  ctes.push(() => `b AS (SELECT * FROM json_to_recordset(${perBoot}::json) AS s(boot int, ${SHARED.map(([c, t]) => `${c} ${t}`).join(", ")}))`);
+  ctes.push(() => `u AS (SELECT * FROM json_to_recordset(${perInstance}::json) AS u(ord int, id uuid, name text, idx int, boot int, req text))`);
+  ctes.push(() => `inst AS (
     INSERT INTO instances (id, name, launch_index, ${SHARED.map(([c]) => c).join(", ")})
-    SELECT u.id, u.name, u.idx, ${SHARED.map(([c]) => `s.${c}`).join(", ")}
-      FROM unnest(?::uuid[], ?::text[], ?::int[], ?::int[]) WITH ORDINALITY AS u(id, name, idx, boot, ord)
-      JOIN unnest(${SHARED.map(([, t]) => `?::${t}[]`).join(", ")}) WITH ORDINALITY AS s(${SHARED.map(([c]) => c).join(", ")}, boot) USING (boot), ok
+    SELECT u.id, u.name, u.idx, ${SHARED.map(([c]) => `b.${c}`).join(", ")}
+      FROM u JOIN b USING (boot), ok
      WHERE ok.ok ORDER BY u.ord)`);
-  b.push(ids, names, launchIndexes, bootOf, ...SHARED.map(([c]) => boots.map((r) => shared(r, c)) as unknown as Knex.RawBinding));
 
   const ports = portsPerBoot.flat();
   if (ports.length > 0) {
-    ctes.push(`port AS (
+    const perPort = $(JSON.stringify(ports.map((p, ord) => ({ ord, id: p.id, net: p.networkId, proj: p.projectId, mac: p.mac, dev: p.deviceId, idx: p.deviceIndex }))));
+    ctes.push(() => `port AS (
       INSERT INTO ports (id, network_id, project_id, mac_address, device_id, device_owner, device_index, status)
       SELECT p.id, p.net, p.proj, p.mac, p.dev, 'compute:nova', p.idx, 'DOWN'
-        FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::uuid[], ?::int[]) WITH ORDINALITY AS p(id, net, proj, mac, dev, idx, ord), ok
+        FROM json_to_recordset(${perPort}::json) AS p(ord int, id uuid, net uuid, proj text, mac text, dev uuid, idx int), ok
        WHERE ok.ok ORDER BY p.ord)`);
-    b.push(ports.map((p) => p.id), ports.map((p) => p.networkId), ports.map((p) => p.projectId), ports.map((p) => p.mac), ports.map((p) => p.deviceId), ports.map((p) => p.deviceIndex));
   }
   if (claims.length > 0) {
-    const selects = claims.map((c, j) => {
-      b.push(c.subnet.id, c.portIds);
-      return `SELECT ?::uuid, c.ip, p.port FROM cand${j} c JOIN unnest(?::uuid[]) WITH ORDINALITY AS p(port, k) USING (k), ok WHERE ok.ok`;
-    });
+    const selects = claims.map(
+      (c, j) =>
+        `SELECT ${$(c.subnet.id)}::uuid, c.ip, p.port FROM cand${j} c JOIN unnest(${$(uuidArray(c.portIds))}::uuid[]) WITH ORDINALITY AS p(port, k) USING (k), ok WHERE ok.ok`,
+    );
     // Plain INSERT: a duplicate address must fail the whole statement (see the header).
-    ctes.push(`ip AS (INSERT INTO ip_allocations (subnet_id, ip_address, port_id) ${selects.join(" UNION ALL ")})`);
+    ctes.push(() => `ip AS (INSERT INTO ip_allocations (subnet_id, ip_address, port_id) ${selects.join(" UNION ALL ")})`);
   }
 
-  const requestIds = boots.flatMap((r) => r.ids.map(() => r.requestId));
   // As startAction (common/db/instance-records.ts) writes it.
-  ctes.push(`act AS (
+  ctes.push(() => `act AS (
     INSERT INTO instance_actions (instance_id, action, request_id, project_id, user_id)
-    SELECT u.id, 'create', u.req, u.proj, u.usr FROM unnest(?::uuid[], ?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS u(id, req, proj, usr, ord), ok
+    SELECT u.id, 'create', u.req, b.project_id, b.user_id FROM u JOIN b USING (boot), ok
      WHERE ok.ok ORDER BY u.ord
     ON CONFLICT (instance_id, request_id) DO NOTHING)`);
-  b.push(ids, requestIds, boots.flatMap((r) => r.ids.map(() => r.projectId)), boots.flatMap((r) => r.ids.map(() => r.userId)));
 
   // As enqueue (common/outbox.ts) writes it: ONE schedule job for the whole statement,
   // named after its first instance. A schedule job is a wake-up: the scheduler's batch
   // takes that boot first, its whole reservation, and then keeps taking whatever else is
   // waiting until nothing is (scheduler/main.ts), so the other boots of the statement,
   // committed with it, need no job of their own.
-  ctes.push(`job AS (
+  const first = boots[0]!;
+  const [queue, firstId, requestId, count] = [$(SCHEDULE_QUEUE), $(first.ids[0]!), $(first.requestId), $(boots.reduce((n, r) => n + r.ids.length, 0))];
+  ctes.push(() => `job AS (
     INSERT INTO outbox (queue, job_name, job_id, payload)
-    SELECT ?::text, 'schedule', 'schedule-' || ?::text, jsonb_build_object('instance_id', ?::text, 'request_id', ?::text, 'boots', ?::int)
+    SELECT ${queue}::text, 'schedule', 'schedule-' || ${firstId}::text, jsonb_build_object('instance_id', ${firstId}::text, 'request_id', ${requestId}::text, 'boots', ${count}::int)
       FROM ok WHERE ok.ok
     RETURNING id)`);
-  b.push(SCHEDULE_QUEUE, ids[0]!, ids[0]!, requestIds[0]!, ids.length);
 
+  const channel = $(OUTBOX_CHANNEL);
   const counts = claims.map((_, j) => `(SELECT count(*) FROM cand${j})`);
-  const sql = `WITH ${ctes.join(",\n")}
+  return {
+    shape: `${claims.map((c) => c.subnet.allocation_pools.length).join(",")}${ports.length > 0 ? "+ports" : ""}`,
+    values,
+    text: () => `WITH ${ctes.map((cte) => cte()).join(",\n")}
     SELECT (SELECT ok FROM ok) AS ok, (SELECT fresh FROM fresh) AS fresh,
-           ARRAY[${counts.length ? counts.join(", ") : ""}]::bigint[] AS offered,
-           (SELECT pg_notify(?, '') FROM (SELECT 1 FROM job LIMIT 1) AS any_job) AS notified`;
-  b.push(OUTBOX_CHANNEL);
-  return { sql, bindings: b };
+           ARRAY[${counts.join(", ")}]::bigint[] AS offered,
+           (SELECT pg_notify(${channel}, '') FROM (SELECT 1 FROM job LIMIT 1) AS any_job) AS notified`,
+  };
 }
 
 /** The write found a remembered look-up changed and wrote nothing; judge the boot again. */
@@ -228,14 +261,9 @@ export class StaleLookup extends Error {
 
 /** The distinct look-ups the boots were judged on that must still hold, as rows of a JSON array. */
 function lookupsToVerify(boots: BootRows[]): string {
-  const distinct = new Map<string, object>();
-  for (const { verify } of boots) {
-    if (!verify) continue;
-    const { flavor, image, net_ids, project } = verify.key;
-    const row = { flavor, image, net_ids, project, fingerprint: verify.fingerprint };
-    distinct.set(JSON.stringify(row), row);
-  }
-  return JSON.stringify([...distinct.values()]);
+  const distinct = new Set<string>();
+  for (const { verify } of boots) if (verify !== undefined) distinct.add(verify);
+  return `[${[...distinct].join(",")}]`;
 }
 
 const violated = (err: unknown): { constraint?: string; detail?: string } | null =>
@@ -249,16 +277,47 @@ function poolFull(claims: Claim[], outcome: Outcome): Error {
   return conflict(`No more IP addresses available on network ${short.networkId} (subnet ${short.subnet.id}, ${short.subnet.cidr}).`);
 }
 
+// Per shape, the statement's text and prepared-statement name (common/db/prepared.ts).
+const texts = new Map<string, { text: string; name: string | null }>();
+
+function textOf(st: Statement, claims: Claim[]): { text: string; name: string | null } {
+  // A subnet more is a shape more; past a few, the text runs unnamed and is not kept.
+  if (claims.length > PREPARED_MAX_SUBNETS) return { text: st.text(), name: null };
+  let t = texts.get(st.shape);
+  if (!t) {
+    const text = st.text();
+    texts.set(st.shape, (t = { text, name: statementName(text) }));
+  }
+  return t;
+}
+
+/**
+ * Runs the statement on `q`'s connection (the pool's, or the transaction's), straight
+ * through node-postgres: knex would re-scan the long text for placeholders and convert
+ * every value on each run. Knex's "query" event is still emitted, as for its own queries.
+ */
+async function execute(q: Tx, st: Statement, claims: Claim[]): Promise<Outcome> {
+  const { text, name } = textOf(st, claims);
+  const client = q.client;
+  const conn = (await client.acquireConnection()) as pg.Client & { __knexUid?: string; __knexTxId?: string };
+  try {
+    client.emit("query", { method: "raw", sql: text, bindings: st.values, __knexUid: conn.__knexUid, __knexTxId: conn.__knexTxId });
+    const result = await conn.query<Outcome>(name === null ? { text, values: st.values } : { name, text, values: st.values });
+    return result.rows[0]!;
+  } finally {
+    client.releaseConnection(conn);
+  }
+}
+
 /**
  * One attempt. With `before` (statements that must share the write's transaction: the
  * quota check), the two run in a short transaction; inside a caller's transaction
  * (Idempotency-Key) the attempt gets a savepoint, so a lost race undoes only itself.
  * A full pool is thrown from inside, so `before`'s writes are undone with it.
  */
-async function attempt(db: Tx, claims: Claim[], sql: string, bindings: Knex.RawBinding[], before?: (trx: Knex.Transaction) => Promise<void>): Promise<void> {
+async function attempt(db: Tx, claims: Claim[], st: Statement, before?: (trx: Knex.Transaction) => Promise<void>): Promise<void> {
   const run = async (q: Tx) => {
-    const query = q.raw(sql, bindings);
-    const outcome = ((await (claims.length <= PREPARED_MAX_SUBNETS ? prepared(query) : query)) as { rows: Outcome[] }).rows[0]!;
+    const outcome = await execute(q, st, claims);
     if (!outcome.fresh) throw new StaleLookup();
     if (!outcome.ok) throw poolFull(claims, outcome);
   };
@@ -289,9 +348,9 @@ export async function writeBoots(db: Tx, boots: BootRows[], before?: (trx: Knex.
   for (let n = 0; n < ATTEMPTS; n++) {
     const portsPerBoot = boots.map(portsOf);
     const claims = claimsOf(boots, portsPerBoot);
-    const { sql, bindings } = statement(boots, portsPerBoot, claims);
+    const st = statement(boots, portsPerBoot, claims);
     try {
-      return await attempt(db, claims, sql, bindings, before);
+      return await attempt(db, claims, st, before);
     } catch (err) {
       const v = violated(err);
       if (v?.constraint === "ip_allocations_pkey") {
