@@ -137,7 +137,10 @@ function checkOf(key: LookupKey, remembered: BootLookup): string {
 }
 
 /** The rows, to be written only if the remembered look-up `verify` (when given) still holds. */
-const checked = (rows: BootRows, verify: BootRows["verify"]): BootRows => (verify ? { ...rows, verify } : rows);
+function checked(rows: BootRows, verify: BootRows["verify"]): BootRows {
+  if (verify !== undefined) rows.verify = verify;
+  return rows;
+}
 
 interface BootPlan {
   accepted: Accepted;
@@ -191,8 +194,14 @@ async function planBoot(db: Db, ctx: RequestContext, requestId: string, body: Bo
     projectId: ctx.projectId,
     userId: ctx.userId,
     nics: nics.map((n) => ({ networkId: n.network.id, subnets: subnetsOf(n.network.id) })),
+    verify: undefined, // set by `checked`, on the object's own shape
+    // Every property written out: an object literal that starts with a spread defines the
+    // rest one by one through the runtime (V8's DefineNamedOwnIC misses: 4 % of the API's
+    // CPU under B1, perf).
     instance: {
-      ...state,
+      vm_state: state.vm_state,
+      task_state: state.task_state,
+      power_state: state.power_state,
       description: s.description ?? null,
       availability_zone: s.availability_zone ?? null,
       flavor: flavorJson,
@@ -214,10 +223,10 @@ async function planBoot(db: Db, ctx: RequestContext, requestId: string, body: Bo
     extras.group === null && nics.every((n) => n.fixedIp === undefined) && rows.nics.every((n) => n.subnets.every((sub) => sub.ip_version === 4));
   // A project unlimited in instances, cores and RAM takes no quota lock and counts nothing
   // (enforceBootQuota), so with quotas enforced its boots need only the metadata check.
-  const limits = { ...QUOTA_DEFAULTS, ...found.limits };
-  const unlimited = limits.instances < 0 && limits.cores < 0 && limits.ram < 0;
+  const limit = (resource: keyof typeof QUOTA_DEFAULTS) => found.limits[resource] ?? QUOTA_DEFAULTS[resource];
+  const unlimited = limit("instances") < 0 && limit("cores") < 0 && limit("ram") < 0;
   if (oneStatement && (!options.enforceQuotas || unlimited)) {
-    if (options.enforceQuotas) checkMetadataItems(s.metadata, limits.metadata_items);
+    if (options.enforceQuotas) checkMetadataItems(s.metadata, limit("metadata_items"));
     // Grouped with boots accepted at the same time into one statement (boot-batch.ts).
     return { accepted, checksLookup: true, write: (verify) => submitBoot(db, checked(rows, verify)) };
   }
