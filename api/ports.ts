@@ -116,30 +116,45 @@ async function claimIpv4(trx: Knex.Transaction, subnet: SubnetRow, portId: strin
 export function ipv4CandidatesSql(subnet: Pick<SubnetRow, "id" | "allocation_pools">, count: number): { sql: string; bindings: Knex.RawBinding[] } {
   // Wide enough that `count` claims find room past addresses other boots hold locked.
   const window = count + CLAIM_WINDOW - 1;
-  const parts: string[] = [];
   const bindings: Knex.RawBinding[] = [];
   for (const pool of subnet.allocation_pools) {
-    // ORDER BY … LIMIT 1, not max(): the planner turns max() into the same backward index
-    // probe only when its statistics say the table is large, and right after thousands of
-    // boots (before autovacuum analyzes) it aggregated every address of the subnet instead.
-    const top = `(SELECT coalesce((SELECT ip_address::inet + 1 FROM ip_allocations
-                                     WHERE subnet_id = ?::uuid AND ip_address::inet BETWEEN ?::inet AND ?::inet
-                                     ORDER BY ip_address::inet DESC LIMIT 1), ?::inet) AS lo)`;
-    const topBindings = [subnet.id, pool.start, pool.end, pool.start];
+    const top = [subnet.id, pool.start, pool.end, pool.start];
+    bindings.push(...top, window, pool.end, subnet.id);
+    bindings.push(...top, pool.end, pool.start, pool.start, window, subnet.id, subnet.id);
+  }
+  if (subnet.allocation_pools.length > 0) bindings.push(count);
+  return { sql: candidatesText(subnet.allocation_pools.length), bindings };
+}
+
+// The text depends only on how many pools the subnet has (api/servers/boot-write.ts builds
+// its statement once per shape, but takes the bindings for every boot).
+const candidateTexts = new Map<number, string>();
+
+/** ipv4CandidatesSql's text for a subnet of `pools` pools; its bindings are in the same order. */
+function candidatesText(pools: number): string {
+  let text = candidateTexts.get(pools);
+  if (text !== undefined) return text;
+  // ORDER BY … LIMIT 1, not max(): the planner turns max() into the same backward index
+  // probe only when its statistics say the table is large, and right after thousands of
+  // boots (before autovacuum analyzes) it aggregated every address of the subnet instead.
+  const top = `(SELECT coalesce((SELECT ip_address::inet + 1 FROM ip_allocations
+                                   WHERE subnet_id = ?::uuid AND ip_address::inet BETWEEN ?::inet AND ?::inet
+                                   ORDER BY ip_address::inet DESC LIMIT 1), ?::inet) AS lo)`;
+  const parts: string[] = [];
+  for (let i = 0; i < pools; i++) {
     parts.push(`(SELECT host(c.addr) AS ip
                    FROM ${top} top, generate_series(0, ?::int - 1) AS g(k), LATERAL (SELECT top.lo + g.k AS addr) c
                   WHERE c.addr <= ?::inet AND pg_try_advisory_xact_lock(hashtextextended(?::text || '/' || host(c.addr), 0)))`);
-    bindings.push(...topBindings, window, pool.end, subnet.id);
     // The gaps, outside the window the first part walks (no address is offered twice).
     parts.push(`(SELECT host(c.addr) AS ip
                    FROM ${top} top, generate_series(0, ?::inet - ?::inet) AS s(n), LATERAL (SELECT ?::inet + s.n AS addr) c
                   WHERE (c.addr < top.lo OR c.addr > top.lo + (?::int - 1))
                     AND NOT EXISTS (SELECT 1 FROM ip_allocations a WHERE a.subnet_id = ?::uuid AND a.ip_address = host(c.addr))
                     AND pg_try_advisory_xact_lock(hashtextextended(?::text || '/' || host(c.addr), 0)))`);
-    bindings.push(...topBindings, pool.end, pool.start, pool.start, window, subnet.id, subnet.id);
   }
-  if (parts.length === 0) return { sql: `SELECT NULL::text AS ip WHERE false`, bindings: [] };
-  return { sql: `SELECT ip FROM (${parts.join(" UNION ALL ")}) u LIMIT ?`, bindings: [...bindings, count] };
+  text = pools === 0 ? `SELECT NULL::text AS ip WHERE false` : `SELECT ip FROM (${parts.join(" UNION ALL ")}) u LIMIT ?`;
+  candidateTexts.set(pools, text);
+  return text;
 }
 
 /**
