@@ -4,7 +4,6 @@
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
 import swagger from "@fastify/swagger";
-import rateLimit from "@fastify/rate-limit";
 import type { Redis } from "ioredis";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { Config } from "../common/config.js";
@@ -18,7 +17,7 @@ import { enforce, ruleOfRoute } from "./policy.js";
 import { installErrorHandlers } from "./errors.js";
 import { SLOW_CLIENT_LIMITS, frameworkErrors, installRequestLimits } from "./limits.js";
 import { validatorCompiler } from "./validation.js";
-import { batchingRedisStore } from "./rate-limit-store.js";
+import { RedisRateLimiter, type Count } from "./rate-limit-store.js";
 import { MAX_VERSION, MIN_VERSION, negotiate } from "./microversion.js";
 import { versionRoutes } from "./routes/versions.js";
 import { flavorRoutes } from "./routes/flavors.js";
@@ -107,11 +106,7 @@ export async function buildApp(deps: AppDeps) {
 
   app.setValidatorCompiler(validatorCompiler());
   const limit = deps.rateLimit ?? { max: 600, windowSec: 60 };
-  let limiter: ((req: FastifyRequest) => Promise<{ isAllowed: boolean; isExceeded?: boolean; ttlInSeconds?: number }>) | null = null;
-  if (deps.redis && limit.max > 0) {
-    await app.register(rateLimit, { global: false, store: batchingRedisStore(deps.redis, limit.nameSpace ?? "cirrus-ratelimit-"), skipOnError: true });
-    limiter = app.createRateLimit({ max: limit.max, timeWindow: limit.windowSec * 1000, keyGenerator: (req) => `project:${req.ctx.projectId}` });
-  }
+  const limiter = deps.redis && limit.max > 0 ? new RedisRateLimiter(deps.redis, limit.nameSpace ?? "cirrus-ratelimit-", limit.max, limit.windowSec * 1000) : null;
   installErrorHandlers(app);
   installRequestLimits(app);
   const metrics = apiMetrics({ db: deps.db, ...opsOf(deps) });
@@ -158,9 +153,10 @@ export async function buildApp(deps: AppDeps) {
     // The route's own rule (api/policy.ts); a route that names none is admin-only.
     if (req.routeOptions.url !== undefined) enforce(ctx, ruleOfRoute(req.method, req.routeOptions.url));
     if (limiter && MUTATING.has(req.method)) {
-      const r = await limiter(req);
-      if (!r.isAllowed && r.isExceeded) {
-        const after = String(Math.max(1, r.ttlInSeconds ?? limit.windowSec));
+      const counted = countedHit(limiter, `project:${ctx.projectId}`);
+      const count = counted instanceof Promise ? await counted : counted; // no await when decided here
+      if (count !== null && count.current > limit.max) {
+        const after = String(Math.max(1, Math.ceil(count.ttl / 1000)));
         reply.header("retry-after", after);
         return reply.status(429).send({
           overLimit: { code: 429, message: "This request was rate-limited.", retryAfter: after },
@@ -203,6 +199,16 @@ export async function buildApp(deps: AppDeps) {
   }
 
   return app;
+}
+
+/** The hit's count; null when Redis failed (the call is then let through, not refused). */
+function countedHit(limiter: RedisRateLimiter, key: string): Count | null | Promise<Count | null> {
+  try {
+    const count = limiter.hit(key);
+    return count instanceof Promise ? count.catch(() => null) : count;
+  } catch {
+    return null;
+  }
 }
 
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "content-length", "date"]);

@@ -1,5 +1,5 @@
 /**
- * Per-project rate limiting of mutating calls in Redis (@fastify/rate-limit): 429 with
+ * Per-project rate limiting of mutating calls in Redis (api/rate-limit-store.ts): 429 with
  * Retry-After and Nova's overLimit body; reads and other projects are not throttled.
  */
 import { randomBytes } from "node:crypto";
@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../../api/app.js";
 import { PUBLIC_URL, TEST_REDIS_URL, createTestDatabase, type TestDatabase } from "../support/services.js";
 import type { Authenticator } from "../../api/auth/dev-auth.js";
-import { batchingRedisStore } from "../../api/rate-limit-store.js";
+import { RedisRateLimiter, type Count } from "../../api/rate-limit-store.js";
 
 const auth: Authenticator = async (req) => {
   const p = req.headers["x-auth-token"];
@@ -83,22 +83,42 @@ describe("rate limiting", () => {
   });
 });
 
-describe("the store far from a limit (api/rate-limit-store.ts)", () => {
-  type Count = { current: number; ttl: number };
-  const storeOn = (client: Redis) => new (batchingRedisStore(client, `${nameSpace}store-`))();
-  /** The store's answer, and whether it came before incr returned (decided without Redis). */
-  const hit = (store: ReturnType<typeof storeOn>, key: string, max: number) =>
-    new Promise<{ count: Count; atOnce: boolean }>((resolve, reject) => {
-      let returned = false;
-      store.incr(key, (err, count) => (err ? reject(err) : resolve({ count: count!, atOnce: !returned })), 60_000, max);
-      returned = true;
+describe("with Redis unreachable", () => {
+  it("mutating calls are let through, not refused (the limiter fails open)", async () => {
+    const unreachable = new Redis({ port: 1, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    unreachable.on("error", () => {});
+    const open = await buildApp({
+      db: database.db,
+      config: { publicUrl: PUBLIC_URL, imageStoreDir: dir, serviceDownTimeSec: 60 },
+      auth,
+      redis: unreachable,
+      rateLimit: { max: 1, windowSec: 60, nameSpace },
     });
+    try {
+      await open.ready();
+      for (const name of ["down-1", "down-2", "down-3"]) {
+        expect((await request(open.server).post("/v2.1/os-keypairs").set("X-Auth-Token", "p4").send({ keypair: { name } })).status).toBe(200);
+      }
+    } finally {
+      await open.close();
+      unreachable.disconnect();
+    }
+  });
+});
+
+describe("the store far from a limit (api/rate-limit-store.ts)", () => {
+  const storeOn = (client: Redis, max: number) => new RedisRateLimiter(client, `${nameSpace}store-`, max, 60_000);
+  /** The store's answer, and whether it was given at once (decided without Redis). */
+  const hit = async (store: RedisRateLimiter, key: string) => {
+    const answer = store.hit(key);
+    return answer instanceof Promise ? { count: await answer, atOnce: false } : { count: answer, atOnce: true };
+  };
 
   it("waits for Redis on a key's first hit and within the margin of the limit, not before; every hit is counted", async () => {
-    const store = storeOn(redis);
     const max = 100; // margin 64: hits up to 36 are decided here once the key is known
+    const store = storeOn(redis, max);
     const answers = [];
-    for (let i = 0; i < 40; i++) answers.push(await hit(store, "far", max));
+    for (let i = 0; i < 40; i++) answers.push(await hit(store, "far"));
     expect(answers.map((a) => a.count.current)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
     expect(answers[0]!.atOnce).toBe(false);
     expect(answers.slice(1, 36).every((a) => a.atOnce)).toBe(true);
@@ -110,18 +130,18 @@ describe("the store far from a limit (api/rate-limit-store.ts)", () => {
   it("two API processes on one key allow exactly max hits between them while fewer hits than the margin go unseen", async () => {
     const other = new Redis(TEST_REDIS_URL);
     try {
-      const [a, b] = [storeOn(redis), storeOn(other)];
       const max = 200; // margin 64
-      const counts: Count[] = [(await hit(a, "shared", max)).count, (await hit(b, "shared", max)).count];
+      const [a, b] = [storeOn(redis, max), storeOn(other, max)];
+      const counts: Count[] = [(await hit(a, "shared")).count, (await hit(b, "shared")).count];
       // B answers 50 hits here; they reach Redis, but A has not seen them.
-      counts.push(...(await Promise.all(Array.from({ length: 50 }, () => hit(b, "shared", max)))).map((h) => h.count));
+      counts.push(...(await Promise.all(Array.from({ length: 50 }, () => hit(b, "shared")))).map((h) => h.count));
       for (let i = 0; (await redis.get(`${nameSpace}store-shared`)) !== "52"; i++) {
         expect(i).toBeLessThan(100);
         await new Promise((r) => setTimeout(r, 10));
       }
       // A, 250 hits at once: answered here while its count (its own hits only) stays 64 below the
       // limit, then counted in Redis, which has B's hits too.
-      counts.push(...(await Promise.all(Array.from({ length: 250 }, () => hit(a, "shared", max)))).map((h) => h.count));
+      counts.push(...(await Promise.all(Array.from({ length: 250 }, () => hit(a, "shared")))).map((h) => h.count));
       expect(counts.filter((c) => c.current <= max)).toHaveLength(max);
       await new Promise((r) => setTimeout(r, 50));
       expect(await redis.get(`${nameSpace}store-shared`)).toBe("302");
