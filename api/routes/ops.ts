@@ -2,7 +2,7 @@
  * Operations endpoints, served without a token: GET /healthz (the process is alive),
  * GET /readyz (Postgres and Redis answer; 503 otherwise) and GET /metrics (Prometheus).
  */
-import type { FastifyInstance, FastifyPluginAsync } from "fastify";
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import type { Redis } from "ioredis";
 import type { Db } from "../../common/db/knex.js";
@@ -25,12 +25,9 @@ const Health = Type.Object(
   { examples: [{ status: "ok", service: "api", checks: { postgres: "ok", redis: "ok" } }] },
 );
 
-/** Times every response by route pattern and status; call on the root instance. */
-export function installHttpMetrics(app: FastifyInstance, metrics: ApiMetrics): void {
-  app.addHook("onResponse", async (req, reply) => {
-    const route = req.routeOptions.url ?? "unmatched";
-    metrics.httpDuration.observe(req.method, route, reply.statusCode, reply.elapsedTime / 1000);
-  });
+/** Records a response's latency by route pattern and status (the API's onResponse hook, api/app.ts). */
+export function observeResponse(metrics: ApiMetrics, req: FastifyRequest, reply: FastifyReply, elapsedMs: number): void {
+  metrics.httpDuration.observe(req.method, req.routeOptions.url ?? "unmatched", reply.statusCode, elapsedMs / 1000);
 }
 
 export function opsRoutes(metrics: ApiMetrics, db: Db, ops: OpsDeps): FastifyPluginAsync {
