@@ -207,12 +207,8 @@ export async function buildApp(deps: AppDeps) {
 
 /** The hit's count; null when Redis failed (the call is then let through, not refused). */
 function countedHit(limiter: RedisRateLimiter, key: string): Count | null | Promise<Count | null> {
-  try {
-    const count = limiter.hit(key);
-    return count instanceof Promise ? count.catch(() => null) : count;
-  } catch {
-    return null;
-  }
+  const count = limiter.hit(key); // never throws: a failure of Redis is a rejection
+  return count instanceof Promise ? count.catch(() => null) : count;
 }
 
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "content-length", "date"]);

@@ -79,14 +79,14 @@ export async function runLoad(opts: {
   let lastBodyBytes = 0;
   const started = process.hrtime.bigint();
   const client = async () => {
-    const connection = new RawHttpConnection(base.hostname, Number(base.port));
-    connections.push(connection);
+    const connection = viaNodeHttp ? null : new RawHttpConnection(base.hostname, Number(base.port));
+    if (connection) connections.push(connection);
     while (issued < opts.total) {
       const i = issued++;
       const r = opts.next(i);
-      const request = viaNodeHttp ? null : formatRequest(base.host, r.method, r.path, opts.headers, r.body);
+      const request = connection ? formatRequest(base.host, r.method, r.path, opts.headers, r.body) : null;
       const t0 = process.hrtime.bigint();
-      const { status, bytes } = await (request === null ? send(agent, base, opts.headers, r) : connection.send(request));
+      const { status, bytes } = await (connection ? connection.send(request!) : send(agent, base, opts.headers, r));
       latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
       lastBodyBytes = bytes;
       if (status !== opts.expectStatus) unexpected[status] = (unexpected[status] ?? 0) + 1;

@@ -23,6 +23,21 @@ afterAll(async () => {
   await database?.drop();
 });
 
+/** The test's queues, with `beforePublish` run before each batch the relay publishes. */
+function queuesPublishingAfter(beforePublish: () => void | Promise<void>): QueueSet {
+  return {
+    get: (name: string) => {
+      const queue = queues.get(name);
+      return {
+        addBulk: async (jobs: Parameters<typeof queue.addBulk>[0]) => {
+          await beforePublish();
+          return queue.addBulk(jobs);
+        },
+      };
+    },
+  } as unknown as QueueSet;
+}
+
 const job = (n: number) => ({ queue: "wakeup", name: "test", jobId: `wakeup-${n}`, payload: { n } });
 const published = async (n: number) => (await database.db("outbox").where({ job_id: `wakeup-${n}` }).first("published_at"))?.published_at != null;
 
@@ -33,20 +48,12 @@ it("publishes a row committed during a publish without waiting for the poll", as
   let publishing!: () => void;
   const firstStarted = new Promise<void>((resolve) => (publishing = resolve));
   let calls = 0;
-  const held = {
-    get: (name: string) => {
-      const queue = queues.get(name);
-      return {
-        addBulk: async (jobs: Parameters<typeof queue.addBulk>[0]) => {
-          if (calls++ === 0) {
-            publishing();
-            await firstHeld;
-          }
-          return queue.addBulk(jobs);
-        },
-      };
-    },
-  } as unknown as QueueSet;
+  const held = queuesPublishingAfter(async () => {
+    if (calls++ === 0) {
+      publishing();
+      await firstHeld;
+    }
+  });
   const relay = new OutboxRelay({ db: database.db, databaseUrl: database.url, queues: held, log: createLogger("test", "silent"), pollIntervalMs: 30_000 });
   await relay.start();
   try {
@@ -67,17 +74,9 @@ it("publishes a row committed during a publish without waiting for the poll", as
 
 it("publishes the rows of a stream of writes in a few cycles, and a lone row at once", async () => {
   let cycles = 0;
-  const counted = {
-    get: (name: string) => {
-      const queue = queues.get(name);
-      return {
-        addBulk: async (jobs: Parameters<typeof queue.addBulk>[0]) => {
-          cycles++;
-          return queue.addBulk(jobs);
-        },
-      };
-    },
-  } as unknown as QueueSet;
+  const counted = queuesPublishingAfter(() => {
+    cycles++;
+  });
   const relay = new OutboxRelay({ db: database.db, databaseUrl: database.url, queues: counted, log: createLogger("test", "silent"), pollIntervalMs: 30_000 });
   await relay.start();
   try {
