@@ -18,11 +18,13 @@
  *   scheduler processes run; the time until none is waiting.
  */
 import { randomUUID } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
 import type { Knex } from "knex";
 import { createLogger } from "../common/logger.js";
 import { DEFAULT_VIEW_OPTIONS, HostStateView } from "../scheduler/host-state-view.js";
 import { placeBatch, type PlacementDeps } from "../scheduler/place.js";
 import { TARGETS, type FigureRow } from "./lib/figures.js";
+import { CpuMeter } from "./lib/proc-cpu.js";
 import { median, percentile, round } from "./lib/http-load.js";
 import { startStack, waitUntil, type Stack } from "./stack.js";
 
@@ -114,6 +116,19 @@ export async function templateBoot(stack: Stack): Promise<string> {
   return id;
 }
 
+/** The local redis-server's pid, 0 when none is found (its CPU then reads as 0). */
+function redisPid(): number {
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/comm`, "utf8").trim() === "redis-server") return Number(name);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return 0;
+}
+
 const stats = (ms: number[]) => {
   const sorted = [...ms].sort((a, b) => a - b);
   return { p50_ms: round(percentile(sorted, 50), 3), p99_ms: round(percentile(sorted, 99), 3), n: ms.length };
@@ -142,7 +157,11 @@ export async function latency(hosts: number, decisions: number) {
     const fullLoadMs = performance.now() - t0;
     const whole: number[] = [];
     const inMemory: number[] = [];
+    const database = new URL(stack.databaseUrl).pathname.slice(1);
+    // The decisions run in this process; the API relays each spawn job from the outbox to Redis.
+    const cpu = new CpuMeter(stack.db, database, { api: stack.pids().api![0]!, redis: redisPid() });
     for (const [i, id] of ids.entries()) {
+      if (i === 20) await cpu.start();
       decidedMs = 0;
       const a = performance.now();
       const out = await placeBatch(deps, { ids: [id] });
@@ -153,8 +172,11 @@ export async function latency(hosts: number, decisions: number) {
         inMemory.push(decidedMs);
       }
     }
+    const used = await cpu.stop();
     clearInterval(liveness);
-    return { hosts, full_view_load_ms: round(fullLoadMs, 1), decision: stats(whole), filter_and_weigh: stats(inMemory) };
+    const { loadClient, ...others } = used;
+    const perDecision = Object.fromEntries(Object.entries({ scheduler: loadClient ?? 0, ...others }).map(([k, ms]) => [k, round(ms / whole.length, 3)]));
+    return { hosts, full_view_load_ms: round(fullLoadMs, 1), decision: stats(whole), filter_and_weigh: stats(inMemory), cpu_ms_per_decision: perDecision };
   } finally {
     await stack.stop();
   }
@@ -190,7 +212,7 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, unkn
   const repeats = opts.quick ? 1 : 3;
   const out: Record<string, unknown> = {};
   for (const hosts of sizes) {
-    const runs = [];
+    const runs: Awaited<ReturnType<typeof latency>>[] = [];
     for (let r = 0; r < repeats; r++) runs.push(await latency(hosts, opts.quick ? 200 : 500));
     out[`latency_${hosts}_hosts`] = {
       hosts,
@@ -199,6 +221,7 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, unkn
       filter_and_weigh_p50_ms: median(runs.map((x) => x.filter_and_weigh.p50_ms)),
       filter_and_weigh_p99_ms: median(runs.map((x) => x.filter_and_weigh.p99_ms)),
       full_view_load_ms: median(runs.map((x) => x.full_view_load_ms)),
+      cpu_ms_per_decision: Object.fromEntries(Object.keys(runs[0]!.cpu_ms_per_decision).map((k) => [k, median(runs.map((x) => x.cpu_ms_per_decision[k] ?? 0))])),
       runs,
     };
     for (const schedulers of [1, 3]) {
@@ -224,6 +247,8 @@ export function figures(result: Record<string, unknown>): FigureRow[] {
     if (key.startsWith("latency_")) {
       rows.push({ id: "B4", figure: `one decision at ${r.hosts} hosts, p50 / p99 (ms)`, value: `${r.decision_p50_ms} / ${r.decision_p99_ms}`, target: r.hosts === 10_000 ? TARGETS.B4 : undefined });
       rows.push({ id: "B4", figure: `of which filters + weighers in memory at ${r.hosts} hosts (timed inside the decision), p50 / p99 (ms)`, value: `${r.filter_and_weigh_p50_ms} / ${r.filter_and_weigh_p99_ms}` });
+      const cpu = (v as { cpu_ms_per_decision?: Record<string, number> }).cpu_ms_per_decision;
+      if (cpu) rows.push({ id: "B4", figure: `CPU per decision at ${r.hosts} hosts (ms)`, value: Object.entries(cpu).map(([k, ms]) => `${k} ${ms}`).join(", ") });
     } else {
       rows.push({ id: "B4", figure: `decisions/s at ${r.hosts} hosts, ${r.schedulers} scheduler process(es)`, value: String(r.decisions_per_s) });
     }

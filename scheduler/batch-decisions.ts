@@ -10,6 +10,7 @@
  */
 import { runFilters, type FilterResult, type RequestSpec } from "./filters/index.js";
 import { consume, type HostState } from "./host-state.js";
+import { withoutLiveness, type StandingPass, type StandingPasses } from "./standing-pass.js";
 import { rank, weighersFor, WeighedRows } from "./weighers/index.js";
 import type { WeigherMultipliers } from "../common/config.js";
 
@@ -118,6 +119,11 @@ export class BatchLedger {
     this.lost.add(providerId);
   }
 
+  /** The batch's copies of the providers it took from this round or earlier, and did not lose. */
+  copied(): IterableIterator<HostState> {
+    return this.copies.values();
+  }
+
   /** The batch's copy of a provider it won (its usage includes the batch's boots). */
   copyOf(providerId: string): HostState | undefined {
     return this.copies.get(providerId);
@@ -153,11 +159,14 @@ function chosen(item: BatchItem, best: HostState, alternates: readonly HostState
  * or many boots of one flavor and image) share one filter pass and one weighing of every
  * host: filters and weighers look at one host at a time, so after a decision only the
  * host it took resources on can change its verdict or its values, and only that host is
- * filtered and weighed again. The choices are exactly decide()'s. The first boot of a run
- * is decided alone, as a lone boot is (the shared pass keeps every host's weigher values,
- * more than one decision needs); the second builds the pass. A request in a server group
- * is decided alone (each member's choice changes the group's hosts for the next). Made
- * afresh each round: a lost claim changes the view between rounds.
+ * filtered and weighed again. The choices are exactly decide()'s. With the view's standing
+ * passes (scheduler/standing-pass.ts) even a lone boot starts from a pass, a copy of the
+ * standing one with the batch's own copies of hosts put in; without them the first boot
+ * of a run is decided alone, as a lone boot is (the shared pass keeps every host's weigher
+ * values, more than one decision needs), and the second builds the pass. A pass leaves out
+ * the heartbeat's age, checked at each decision. A request in a server group is decided
+ * alone (each member's choice changes the group's hosts for the next). Made afresh each
+ * round: a lost claim changes the view between rounds.
  */
 export class RoundDecisions {
   /** The request the shared pass was made for (null: none, or out of date). */
@@ -166,29 +175,43 @@ export class RoundDecisions {
   private previous: string | null = null;
   private rows: WeighedRows | null = null;
   private passing = new Uint8Array(0);
+  /** The shared pass, while it is still the standing one, read as it is. */
+  private pass: StandingPass | null = null;
+  /** Rows of that pass where the batch holds a copy of the host (it took from it): put in when the pass is copied. */
+  private overlay: [number, HostState][] = [];
+  /** The shared pass's request, as it filters. */
+  private filtering: RequestSpec | null = null;
 
   constructor(
     private readonly view: readonly HostState[],
     private readonly ledger: BatchLedger,
     private readonly opts: { maxAttempts: number; multipliers?: Readonly<WeigherMultipliers> },
+    /** Passes kept over `view` from one round to the next (HostStateView.standing). */
+    private readonly standing: StandingPasses | null = null,
   ) {}
 
   decide(item: BatchItem): Decision {
     const key = shareableKey(item.spec);
-    if (key === null || (key !== this.key && (key !== this.previous || !this.load(key, item.spec)))) {
+    if (key === null || (key !== this.key && !this.load(key, item.spec))) {
       // Alone, as a lone boot is decided (no pass to share yet, or nothing passes); it may
       // take from a host the shared pass holds, so that pass is out of date.
       this.previous = key;
       this.key = null;
       return decide(this.view, this.ledger, item, this.opts);
     }
+    if (this.pass !== null) {
+      if (this.overlay.length === 0 && this.ledger.allOpen) return this.decideOnStanding(this.pass, item);
+      this.copyPass();
+    }
     const rows = this.rows!;
+    const upSince = item.spec.upSinceMs ?? -Infinity;
+    const allOpen = this.ledger.allOpen;
     const open: number[] = [];
     let anyPassing = false;
     for (let i = 0; i < rows.hosts.length; i++) {
-      if (this.passing[i] === 0) continue;
+      if (this.passing[i] === 0 || !(rows.hosts[i]!.lastSeenMs >= upSince)) continue;
       anyPassing = true;
-      if (this.ledger.open(rows.hosts[i]!.providerId)) open.push(i);
+      if (allOpen || this.ledger.open(rows.hosts[i]!.providerId)) open.push(i);
     }
     if (!anyPassing) {
       this.key = null;
@@ -199,28 +222,64 @@ export class RoundDecisions {
     const bestRow = ranked[0]!;
     const best = rows.hosts[bestRow]!;
     const taken = this.ledger.take(best, item.spec.resources);
-    const stillPasses = runFilters([taken], item.spec).hosts.length === 1;
-    this.passing[bestRow] = stillPasses ? 1 : 0;
+    this.passing[bestRow] = runFilters([taken], this.filtering!).hosts.length;
     rows.update(bestRow, taken);
     return chosen(item, best, ranked.slice(1).map((r) => rows.hosts[r]!));
   }
 
-  /** One filter pass and weighing for requests like `spec`; false when no host passes. */
-  private load(key: string, spec: RequestSpec): boolean {
-    const filtered = runFilters(this.ledger.hosts(this.view), spec);
-    if (filtered.hosts.length === 0) {
-      this.key = null;
-      return false;
+  /** Every passing host is a candidate: the standing pass's own ranking is the answer. */
+  private decideOnStanding(pass: StandingPass, item: BatchItem): Decision {
+    const ranked = pass.best(this.opts.maxAttempts);
+    const best = pass.rows.hosts[ranked[0]!]!;
+    this.overlay.push([ranked[0]!, this.ledger.take(best, item.spec.resources)]);
+    return chosen(item, best, ranked.slice(1).map((r) => pass.rows.hosts[r]!));
+  }
+
+  /** The round's own copy of the standing pass, with the batch's copies of hosts put in. */
+  private copyPass(): void {
+    const pass = this.pass!;
+    this.rows = pass.rows.copy();
+    this.passing = pass.passing.slice();
+    for (const [row, copy] of this.overlay) {
+      this.passing[row] = runFilters([copy], this.filtering!).hosts.length;
+      this.rows.update(row, copy);
     }
+    this.pass = null;
+    this.overlay = [];
+  }
+
+  /** A filter pass and weighing for requests like `spec`, ready to share; false when none is to be had yet or no host passes. */
+  private load(key: string, spec: RequestSpec): boolean {
+    const filtering = withoutLiveness(spec);
+    const weighers = weighersFor(spec, this.opts.multipliers);
+    if (this.standing) {
+      const pass = this.standing.passFor(key, this.view, filtering, weighers, spec.upSinceMs);
+      if (!pass) return false;
+      this.pass = pass;
+      this.overlay = [];
+      for (const copy of this.ledger.copied()) {
+        const row = pass.rowOf(copy.providerId);
+        if (row !== undefined) this.overlay.push([row, copy]);
+      }
+    } else {
+      if (key !== this.previous) return false;
+      this.pass = null;
+      const filtered = runFilters(this.ledger.hosts(this.view), filtering);
+      if (filtered.hosts.length === 0) return false;
+      this.rows = new WeighedRows(filtered.hosts, weighers);
+      this.passing = new Uint8Array(filtered.hosts.length).fill(1);
+    }
+    this.filtering = filtering;
     this.key = key;
-    this.rows = new WeighedRows(filtered.hosts, weighersFor(spec, this.opts.multipliers));
-    this.passing = new Uint8Array(filtered.hosts.length).fill(1);
     return true;
   }
 }
 
-/** What makes two requests filter and weigh alike: everything but the instance; none for a group member. */
+/**
+ * What makes two requests filter and weigh alike: everything but the instance and the
+ * heartbeat cut-off (checked apart); none for a group member.
+ */
 function shareableKey(spec: RequestSpec): string | null {
   if (spec.group) return null;
-  return JSON.stringify({ ...spec, instanceId: undefined });
+  return JSON.stringify({ ...spec, instanceId: undefined, upSinceMs: undefined });
 }

@@ -16,7 +16,9 @@
  * lost one reloads that provider, and a full re-read now and then bounds any drift.
  */
 import type { Knex } from "knex";
+import { HostChanges } from "./host-changes.js";
 import type { HostState } from "./host-state.js";
+import { StandingPasses } from "./standing-pass.js";
 import {
   applyAggregates, readAggregates, readChanges, readHosts, readMark, readStaleLiveness, type HostAggregates, type ReadHost,
 } from "./host-state-rows.js";
@@ -44,6 +46,10 @@ export class HostStateView {
    * the same best hosts and losing the compare-and-set to it.
    */
   readonly claiming = new Set<string>();
+  /** Which hosts changed in place (heartbeats aside), for the standing passes. */
+  private readonly changes = new HostChanges();
+  /** Filter-and-weigh passes kept up to date with the hosts, one per kind of request (scheduler/standing-pass.ts). */
+  readonly standing = new StandingPasses(this.changes);
   private readonly providerOfHost = new Map<string, string>();
   private list: HostState[] | null = null;
   private aggregates = new Map<string, HostAggregates>();
@@ -115,7 +121,10 @@ export class HostStateView {
    */
   applyWon(copy: HostState): void {
     const h = this.byProvider.get(copy.providerId);
-    if (h && copy.generation > h.generation) Object.assign(h, usageOf(copy));
+    if (h && copy.generation > h.generation) {
+      Object.assign(h, usageOf(copy));
+      this.changes.note(h.providerId);
+    }
   }
 
   /** Marks providers whose in-memory usage may be wrong (a transaction that claimed on them rolled back). */
@@ -133,6 +142,7 @@ export class HostStateView {
     if (changed.aggregatesAt !== this.aggregatesAt) {
       this.aggregates = await readAggregates(this.db);
       for (const h of this.byProvider.values()) applyAggregates(h, this.serviceZone(h), this.aggregates.get(h.host));
+      this.changes.everything();
       this.aggregatesAt = changed.aggregatesAt;
     }
     for (const s of changed.services) {
@@ -148,6 +158,7 @@ export class HostStateView {
       h.lastSeenMs = Number(s.last_seen_ms);
       this.serviceZones.set(h.providerId, s.availability_zone);
       applyAggregates(h, s.availability_zone, this.aggregates.get(h.host));
+      this.changes.note(h.providerId);
     }
     if (this.stale.size > 0) {
       const ids = [...this.stale];
@@ -167,6 +178,7 @@ export class HostStateView {
     this.providerOfHost.clear();
     this.serviceZones.clear();
     this.list = null;
+    this.changes.everything();
     for (const h of hosts) this.put(h);
     this.loadedAt = Date.now();
     this.livenessAt = this.loadedAt;
@@ -188,8 +200,10 @@ export class HostStateView {
     // Callers may hold the old object (a ranked list): update it in place.
     // A row read before a claim of this process committed (applyWon holds it already) has
     // older usage than the view's; its service's fields may still be newer.
-    if (old) Object.assign(old, state, state.generation < old.generation ? usageOf(old) : null);
-    else {
+    if (old) {
+      Object.assign(old, state, state.generation < old.generation ? usageOf(old) : null);
+      this.changes.note(old.providerId);
+    } else {
       this.byProvider.set(state.providerId, state);
       this.list = null;
     }

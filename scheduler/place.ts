@@ -216,7 +216,7 @@ function placeRound(deps: PlacementDeps, which: BatchSelection, lostBefore: Read
     const requestIdOf = (id: string) => byId.get(id)?.create_request_id ?? "req-unknown";
     const ledger = new BatchLedger(view.claiming);
     for (const providerId of lostBefore) ledger.loseProvider(providerId);
-    const decisions = new RoundDecisions(view.hosts(), ledger, { maxAttempts: deps.maxAttempts, multipliers: deps.weigherMultipliers });
+    const decisions = new RoundDecisions(view.hosts(), ledger, { maxAttempts: deps.maxAttempts, multipliers: deps.weigherMultipliers }, view.standing);
     const chosen: Choice[] = [];
     // Each provider chosen goes into view.claiming as it is chosen (the ledger puts it there),
     // so that the process's other batches leave it alone, until this round's claim is over.

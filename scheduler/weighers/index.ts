@@ -17,7 +17,7 @@ export type { Weigher } from "./types.js";
 export { buildFailureWeigher } from "./build-failure.js";
 export { numInstancesWeigher } from "./num-instances.js";
 export { cpuWeigher, diskWeigher, ramWeigher } from "./resources.js";
-export { hostWeights, rank, WeighedRows } from "./rank.js";
+export { hostWeights, KeptTotals, rank, WeighedRows } from "./rank.js";
 
 /** The weighers every request gets, for one set of multipliers. */
 export function baseWeighers(m: Readonly<WeigherMultipliers>): readonly Weigher[] {

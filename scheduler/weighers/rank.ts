@@ -140,23 +140,31 @@ export function rank(hosts: readonly HostState[], weighers: readonly Weigher[], 
   return bestK(hosts.length, before(hosts, weightsOf(hosts, weighers, scratchFor)), k).map((i) => hosts[i]!);
 }
 
-/** Indices 0..n-1, the best k by `first`, best first. */
-function bestK(n: number, first: Before, k: number): number[] {
+/**
+ * Indices 0..n-1, the best k by `first`, best first. With `among`, only the members, and
+ * a member that weighs less than the k-th best so far is passed over without a call to
+ * `first` (nearly every one, once the heap is full): `first` must then put a heavier
+ * weight first.
+ */
+function bestK(n: number, first: Before, k: number, among?: { member: Uint8Array; weights: Float64Array }): number[] {
   const size = Math.min(Math.max(0, Math.floor(k)), n);
   if (size === 0) return [];
   const worse: Before = (i, j) => first(j, i);
   const heap = new Int32Array(size);
   let count = 0;
+  let floor = -Infinity;
   for (let i = 0; i < n; i++) {
+    if (among !== undefined && (among.member[i] === 0 || among.weights[i]! < floor)) continue;
     if (count < size) {
       heap[count] = i;
       siftUp(heap, count++, worse);
     } else if (first(i, heap[0]!)) {
       heap[0] = i;
       siftDown(heap, count, worse);
-    }
+    } else continue;
+    if (among !== undefined && count === size) floor = among.weights[heap[0]!]!;
   }
-  return Array.from(heap).sort(comparator(first));
+  return Array.from(heap.subarray(0, count)).sort(comparator(first));
 }
 
 /**
@@ -167,20 +175,37 @@ function bestK(n: number, first: Before, k: number): number[] {
  */
 export class WeighedRows {
   readonly weighers: Weigher[];
-  private readonly values: Float64Array;
+  /** Row i's value for weigher j at i * weighers.length + j. */
+  readonly values: Float64Array;
 
+  /** Weighs every host (`values` given: they are these hosts' rows already, weighed by `weighers`). */
   constructor(
     readonly hosts: HostState[],
     weighers: readonly Weigher[],
+    values?: Float64Array,
   ) {
     this.weighers = weighers.filter((w) => w.multiplier !== 0);
-    this.values = new Float64Array(hosts.length * this.weighers.length);
-    fillRows(this.weighers, hosts, this.values);
+    if (values) this.values = values;
+    else {
+      this.values = new Float64Array(hosts.length * this.weighers.length);
+      fillRows(this.weighers, hosts, this.values);
+    }
   }
 
-  /** Host `row` changed (the batch took resources on it): weighs it again. */
+  /** A copy whose updates leave this one as it is. */
+  copy(): WeighedRows {
+    return new WeighedRows(this.hosts.slice(), this.weighers, this.values.slice());
+  }
+
+  /** Host `row` is now `host` (the batch took resources on it, in its copy): weighs it again. */
   update(row: number, host: HostState): void {
     this.hosts[row] = host;
+    this.reweigh(row);
+  }
+
+  /** Host `row` changed in place: weighs it again. */
+  reweigh(row: number): void {
+    const host = this.hosts[row]!;
     const m = this.weighers.length;
     for (let j = 0; j < m; j++) this.values[row * m + j] = this.weighers[j]!.value(host);
   }
@@ -224,4 +249,114 @@ function siftDown(heap: Int32Array, count: number, higher: Before): void {
     at = child;
   }
   heap[at] = item;
+}
+
+/**
+ * The weights of the member rows of a WeighedRows (`member[row]` 1), normalised across
+ * the members as totalsOf() does, kept up to date as rows change: a row's change recomputes
+ * that row's total alone while no weigher's minimum or maximum over the members moves, and
+ * everything, once, when one does. Each weigher's minimum and maximum are counted (how
+ * many members hold each) so that a row leaving the top, while others share it, moves
+ * nothing. The totals are exactly the ones totalsOf() gives for those rows.
+ */
+export class KeptTotals {
+  private readonly m: number;
+  private readonly min: Float64Array;
+  private readonly max: Float64Array;
+  private readonly atMin: Int32Array;
+  private readonly atMax: Int32Array;
+  private readonly totals: Float64Array;
+  private stale = true;
+
+  constructor(
+    private readonly rows: WeighedRows,
+    private readonly member: Uint8Array,
+  ) {
+    this.m = rows.weighers.length;
+    this.min = new Float64Array(this.m);
+    this.max = new Float64Array(this.m);
+    this.atMin = new Int32Array(this.m);
+    this.atMax = new Int32Array(this.m);
+    this.totals = new Float64Array(rows.hosts.length);
+  }
+
+  /** Row `row` (its values or its membership) is about to change. */
+  leaving(row: number): void {
+    if (this.stale || this.member[row] === 0) return;
+    const { values, m } = this;
+    for (let j = 0; j < m; j++) {
+      const v = values[row * m + j]!;
+      if (v === this.min[j] && --this.atMin[j]! === 0) this.stale = true;
+      if (v === this.max[j] && --this.atMax[j]! === 0) this.stale = true;
+    }
+  }
+
+  /** Row `row` has changed. */
+  entered(row: number): void {
+    if (this.stale || this.member[row] === 0) return;
+    const { values, m } = this;
+    for (let j = 0; j < m; j++) {
+      const v = values[row * m + j]!;
+      if (v < this.min[j]! || v > this.max[j]!) this.stale = true;
+      if (v === this.min[j]) this.atMin[j]! += 1;
+      if (v === this.max[j]) this.atMax[j]! += 1;
+    }
+    if (!this.stale) this.totals[row] = this.totalOf(row);
+  }
+
+  /** The best k members, best first, as rank() would order their hosts. */
+  best(k: number): number[] {
+    if (this.stale) this.recount();
+    const totals = this.totals;
+    const hosts = this.rows.hosts;
+    const first: Before = (a, b) => {
+      const wa = totals[a]!;
+      const wb = totals[b]!;
+      if (wa !== wb) return wa > wb;
+      return tieBefore(hosts[a]!, hosts[b]!);
+    };
+    return bestK(hosts.length, first, k, { member: this.member, weights: totals });
+  }
+
+  private get values(): Float64Array {
+    return this.rows.values;
+  }
+
+  private totalOf(row: number): number {
+    const { values, m } = this;
+    let total = 0;
+    for (let j = 0; j < m; j++) {
+      const min = this.min[j]!;
+      const max = this.max[j]!;
+      if (max > min) total += (values[row * m + j]! - min) * (this.rows.weighers[j]!.multiplier / (max - min));
+    }
+    return total;
+  }
+
+  private recount(): void {
+    const { values, m, member } = this;
+    const n = this.rows.hosts.length;
+    this.min.fill(Infinity);
+    this.max.fill(-Infinity);
+    this.atMin.fill(0);
+    this.atMax.fill(0);
+    for (let i = 0; i < n; i++) {
+      if (member[i] === 0) continue;
+      for (let j = 0; j < m; j++) {
+        const v = values[i * m + j]!;
+        if (v < this.min[j]!) {
+          this.min[j] = v;
+          this.atMin[j] = 0;
+        }
+        if (v === this.min[j]) this.atMin[j]! += 1;
+        if (v > this.max[j]!) {
+          this.max[j] = v;
+          this.atMax[j] = 0;
+        }
+        if (v === this.max[j]) this.atMax[j]! += 1;
+      }
+    }
+    for (let i = 0; i < n; i++) this.totals[i] = member[i] === 0 ? 0 : this.totalOf(i);
+    this.stale = false;
+  }
 }

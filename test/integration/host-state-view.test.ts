@@ -7,7 +7,9 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { releaseAllocations } from "../../common/db/allocations.js";
 import { claim } from "../../scheduler/claim.js";
+import { runFilters, type RequestSpec } from "../../scheduler/filters/index.js";
 import { HostStateView } from "../../scheduler/host-state-view.js";
+import { rank, weighersFor } from "../../scheduler/weighers/index.js";
 import { createTestDatabase, type TestDatabase } from "../support/services.js";
 
 let t: TestDatabase;
@@ -133,5 +135,43 @@ describe("HostStateView", () => {
     await t.db("compute_services").where({ host: "v-3" }).delete();
     await view.reload(t.db, [gone]);
     expect(view.hosts().some((h) => h.host === "v-3")).toBe(false);
+  });
+
+  it("keeps a standing pass up to date with what each refresh reads and each claim it won", async () => {
+    // A fresh view: the ones above changed services by hand.
+    const fresh = new HostStateView(t.db, { livenessMaxAgeMs: 0, freshWithinMs: 30_000, fullResyncMs: 3_600_000 });
+    await t.db("compute_services").update({ status: "enabled", forced_down: false, last_seen_at: t.db.fn.now() });
+    const spec: RequestSpec = { instanceId: "x", resources: { VCPU: 2, MEMORY_MB: 256 }, availabilityZone: null, ignoreHosts: [] };
+    const weighers = weighersFor(spec);
+    // What the pass says, against filtering and weighing every host afresh.
+    const check = async () => {
+      await fresh.refresh();
+      const upSinceMs = Date.now() - 60_000;
+      const pass = fresh.standing.passFor("k", fresh.hosts(), spec, weighers, upSinceMs)!;
+      const passing = runFilters(fresh.hosts(), { ...spec, upSinceMs }).hosts;
+      expect(pass.best(3).map((r) => pass.rows.hosts[r]!.host)).toEqual(rank(passing, weighers, 3).map((h) => h.host));
+      expect(fresh.hosts().filter((_, row) => pass.passing[row] === 1)).toEqual(passing);
+    };
+    await check();
+    const best = fresh.hosts().find((h) => h.host === "v-1")!;
+    await t.db.transaction(async (trx) => {
+      expect(await claim(trx, { ...best }, randomUUID(), { VCPU: 6, MEMORY_MB: 512 })).toBe(true);
+    });
+    await check();
+    await t.db("compute_services").where({ host: "v-2" }).update({ status: "disabled" });
+    await check();
+    await t.db("compute_services").where({ host: "v-2" }).update({ status: "enabled", last_seen_at: t.db.raw("now() - interval '2 minutes'") });
+    await check();
+    await t.db("compute_services").where({ host: "v-2" }).update({ last_seen_at: t.db.fn.now() });
+    await fresh.refreshLiveness();
+    await check();
+    const [agg] = await t.db("aggregates").insert({ uuid: randomUUID(), name: "other", availability_zone: "az-other" }).returning("id");
+    await t.db("aggregate_hosts").insert({ aggregate_id: (agg as { id: number }).id, host: "v-1" });
+    await check();
+    // A claim this process won reaches the pass through applyWon, before any refresh.
+    const v2 = fresh.hosts().find((h) => h.host === "v-2")!;
+    fresh.applyWon({ ...v2, generation: v2.generation + 1, instanceCount: v2.instanceCount + 1, resources: { ...v2.resources, VCPU: { ...v2.resources.VCPU!, used: 7 } } });
+    const pass = fresh.standing.passFor("k", fresh.hosts(), spec, weighers, Date.now() - 60_000)!;
+    expect(pass.rows.hosts.filter((_, row) => pass.passing[row] === 1).map((h) => h.host)).not.toContain("v-2");
   });
 });

@@ -1,6 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { BatchLedger, decide, RoundDecisions, type BatchItem, type Decision } from "../../scheduler/batch-decisions.js";
 import type { HostState } from "../../scheduler/host-state.js";
+import { HostChanges } from "../../scheduler/host-changes.js";
+import { StandingPasses } from "../../scheduler/standing-pass.js";
+import { DEFAULT_WEIGHER_MULTIPLIERS } from "../../common/config.js";
 
 function host(name: string, vcpus: number, used = 0, generation = 7): HostState {
   const inv = { reserved: 0, min_unit: 1, step_size: 1, allocation_ratio: 1 };
@@ -155,6 +158,84 @@ describe("a round's decisions for runs of identical requests", () => {
         pending = chosen.filter((c) => lost.has(c.providerId)).map((c) => c.p);
       }
       expect(groups[0]).toEqual(groups[1]);
+    }
+  });
+});
+
+describe("standing passes kept from one round to the next", () => {
+  const packing = Object.freeze({ ...DEFAULT_WEIGHER_MULTIPLIERS, ram: -1, cpu: 0.5, numInstances: 2 });
+
+  it("choose exactly what deciding each boot alone chooses, as hosts change, die, come back and are claimed between rounds", () => {
+    for (let seed = 1; seed <= 60; seed++) {
+      const rnd = random(seed);
+      const now = 1_000_000;
+      const live = randomHosts(rnd, 20 + Math.floor(rnd() * 50));
+      for (const h of live) h.lastSeenMs = now - Math.floor(rnd() * 40_000);
+      const copy = copyHosts(live); // decided alone, with no pass
+      const changes = new HostChanges();
+      const standing = new StandingPasses(changes, 3);
+      const o = { maxAttempts: 3, multipliers: seed % 2 === 0 ? packing : DEFAULT_WEIGHER_MULTIPLIERS };
+      const claiming = [new Set<string>(), new Set<string>()];
+      let cutoff = now - 60_000;
+      const kinds = [
+        (id: string) => boot(id, 1),
+        (id: string) => ({ ...boot(id, 2), spec: { ...boot(id, 2).spec, availabilityZone: "az1" } }),
+        (id: string) => ({ ...boot(id, 1), spec: { ...boot(id, 1).spec, ignoreHosts: ["h001", "h002"] } }),
+        (id: string) => boot(id, 3),
+        (id: string) => boot(id, 13), // fewer hosts pass than a decision's alternates
+      ];
+      for (let round = 0; round < 12; round++) {
+        // Between rounds: some hosts change (and are logged), heartbeats move (not logged),
+        // the cut-off moves on, and now and then everything changes (new aggregates).
+        for (let c = 0; c < 3; c++) {
+          const i = Math.floor(rnd() * live.length);
+          const kind = Math.floor(rnd() * 4);
+          for (const v of [live, copy]) {
+            const h = v[i]!;
+            if (kind === 0) h.resources.VCPU!.used = Math.max(0, h.resources.VCPU!.used - 1);
+            if (kind === 1) h.enabled = !h.enabled;
+            if (kind === 2) h.failedBuilds = h.failedBuilds > 0 ? 0 : 1;
+            if (kind === 3) h.availabilityZone = h.availabilityZone === "az1" ? "az2" : "az1";
+          }
+          changes.note(live[i]!.providerId);
+        }
+        for (let i = 0; i < live.length; i++) {
+          if (rnd() < 0.3) {
+            const heard = now + round * 5_000 - Math.floor(rnd() * 20_000);
+            live[i]!.lastSeenMs = copy[i]!.lastSeenMs = Math.max(live[i]!.lastSeenMs, heard);
+          }
+        }
+        if (rnd() < 0.1) changes.everything();
+        cutoff += Math.floor(rnd() * 8_000);
+        // Another batch of the process claims a provider now and then.
+        const other = rnd() < 0.3 ? live[Math.floor(rnd() * live.length)]!.providerId : null;
+        for (const s of claiming) {
+          s.clear();
+          if (other) s.add(other);
+        }
+        const ledgers = [new BatchLedger(claiming[0]), new BatchLedger(claiming[1])];
+        const order = Array.from({ length: 1 + Math.floor(rnd() * 6) }, () => Math.floor(rnd() * kinds.length));
+        const item = (k: number, i: number) => {
+          const it = kinds[k]!(`r${round}-${i}`);
+          return { ...it, spec: { ...it.spec, upSinceMs: cutoff } };
+        };
+        const decisions = new RoundDecisions(live, ledgers[0]!, o, standing);
+        const got = order.map((k, i) => decisions.decide(item(k, i)));
+        const want = order.map((k, i) => decide(copy, ledgers[1]!, item(k, i), o));
+        expect(got, `seed ${seed}, round ${round}`).toEqual(want);
+        // The claims won: the view takes what the batch's copies hold, as applyWon does.
+        const won = ledgers.map((l) => l.endRound());
+        expect(won[0]).toEqual(won[1]);
+        for (const claim of won[0]!) {
+          if (rnd() < 0.2) continue; // lost: the view keeps what it had
+          for (const [v, l] of [[live, ledgers[0]!], [copy, ledgers[1]!]] as const) {
+            const h = v.find((x) => x.providerId === claim.providerId)!;
+            const c = l.copyOf(claim.providerId)!;
+            Object.assign(h, { generation: c.generation, resources: structuredClone(c.resources), instanceCount: c.instanceCount });
+          }
+          changes.note(claim.providerId);
+        }
+      }
     }
   });
 });
