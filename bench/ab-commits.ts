@@ -54,6 +54,8 @@ const r = await latency(10000, 500);
 console.log(JSON.stringify({
   decisionP50Ms: r.decision.p50_ms, decisionP99Ms: r.decision.p99_ms,
   inMemoryP50Ms: r.filter_and_weigh.p50_ms, inMemoryP99Ms: r.filter_and_weigh.p99_ms,
+  // CPU per decision by process, where the version measures it (from 0123848).
+  ...Object.fromEntries(Object.entries(r.cpu_ms_per_decision ?? {}).map(([k, v]) => ["cpuMs_" + k, v])),
 }));
 `;
 

@@ -160,7 +160,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const prof = opts.cpuProf?.includes(role as "api") ? ["--cpu-prof", `--cpu-prof-dir=${path.join(logsDir, `${name}.cpuprofiles`)}`] : [];
     const entry = compiledDir ? [compiledPath(compiledDir, script)] : ["--import", "tsx", path.join(repoRoot, script)];
     const nodeOptions = compiledDir && role === "api" ? API_NODE_OPTIONS : [];
-    const proc = spawn(process.execPath, [...nodeOptions, ...prof, ...entry, ...args], {
+    // BENCH_PERF_MAP=1: each process writes /tmp/perf-<pid>.map, so `perf record -p` names its JS functions.
+    const perfMap = process.env.BENCH_PERF_MAP ? ["--perf-basic-prof-only-functions"] : [];
+    const proc = spawn(process.execPath, [...nodeOptions, ...perfMap, ...prof, ...entry, ...args], {
       env: role === "sim" ? { ...env, UV_THREADPOOL_SIZE: "4" } : env,
       stdio: ["ignore", "pipe", "pipe"],
       cwd: repoRoot,

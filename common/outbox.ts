@@ -190,16 +190,7 @@ export class OutboxRelay {
     async (_trx, rows) => {
       if (rows.length === 0) return 0;
       rows.sort((a, b) => a.id - b.id); // RETURNING has no order of its own
-      const byQueue = new Map<string, typeof rows>();
-      for (const row of rows) byQueue.set(row.queue, [...(byQueue.get(row.queue) ?? []), row]);
-      await withTimeout(
-        Promise.all(
-          [...byQueue].map(([queue, jobs]) =>
-            queues.get(queue).addBulk(jobs.map((j) => ({ name: j.job_name, data: j.payload, opts: { jobId: j.job_id } }))),
-          ),
-        ),
-        timeoutMs,
-      );
+      await withTimeout(queues.addToQueues(rows.map((r) => ({ queue: r.queue, name: r.job_name, jobId: r.job_id, data: r.payload }))), timeoutMs);
       return rows.length;
     }, { asyncCommit: true });
     if (Date.now() - this.lastCleanup > 60_000) {

@@ -26,14 +26,9 @@ afterAll(async () => {
 /** The test's queues, with `beforePublish` run before each batch the relay publishes. */
 function queuesPublishingAfter(beforePublish: () => void | Promise<void>): QueueSet {
   return {
-    get: (name: string) => {
-      const queue = queues.get(name);
-      return {
-        addBulk: async (jobs: Parameters<typeof queue.addBulk>[0]) => {
-          await beforePublish();
-          return queue.addBulk(jobs);
-        },
-      };
+    addToQueues: async (jobs: Parameters<QueueSet["addToQueues"]>[0]) => {
+      await beforePublish();
+      return queues.addToQueues(jobs);
     },
   } as unknown as QueueSet;
 }

@@ -5,7 +5,7 @@
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { QueueSet, redisOptions } from "../../common/queues.js";
+import { DEFAULT_JOB_OPTIONS, QueueSet, redisOptions } from "../../common/queues.js";
 import { TEST_REDIS_URL, uniqueName } from "../support/services.js";
 
 describe("QueueSet", () => {
@@ -50,6 +50,31 @@ describe("QueueSet", () => {
       expect(queues.openCount).toBe(5);
     } finally {
       await queues.close();
+    }
+  });
+
+  it("adds jobs to many queues in one call, with the default job options, no queue opened, and a job id still held added once", async () => {
+    const prefix = uniqueName("cirrus-qs");
+    const queues = new QueueSet(TEST_REDIS_URL, prefix);
+    const inspect = new Redis(redisOptions(TEST_REDIS_URL));
+    try {
+      const jobs = Array.from({ length: 40 }, (_, i) => ({ queue: `compute.qs-many-${i % 20}`, name: "spawn", jobId: `m-${i}`, data: { i } }));
+      await queues.addToQueues(jobs);
+      await queues.addToQueues([{ ...jobs[0]!, data: { i: "again" } }]);
+      expect(queues.openCount).toBe(0);
+      for (let q = 0; q < 20; q++) {
+        const queue = new Queue(`compute.qs-many-${q}`, { connection: inspect, prefix, skipVersionCheck: true });
+        expect(await queue.getWaitingCount()).toBe(2);
+        for (const i of [q, q + 20]) {
+          const job = await queue.getJob(`m-${i}`);
+          expect(job?.data).toEqual({ i });
+          expect(job?.opts).toMatchObject(DEFAULT_JOB_OPTIONS);
+        }
+        await queue.close();
+      }
+    } finally {
+      await queues.close();
+      inspect.disconnect();
     }
   });
 });
