@@ -71,7 +71,7 @@ const PLAIN_COLUMNS = Object.keys(COLUMNS).join(", ");
  * 45 ms a batch with 7,500 waiting. A job's own multi-create comes first from the
  * reservation's index, and the oldest others fill the batch up.
  */
-export function lockQuery(trx: Knex.Transaction, which: BatchSelection): Knex.QueryBuilder | Knex.Raw {
+export function lockQuery(trx: Knex, which: BatchSelection): Knex.QueryBuilder | Knex.Raw {
   const cols = trx.raw(SELECT);
   if ("ids" in which) {
     return trx("instances").whereRaw("id = ANY(?::uuid[])", [which.ids]).orderBy("seq").forUpdate().select(cols);

@@ -40,7 +40,7 @@ export interface Placement {
  * one round trip fewer: the transaction is over when this returns. With no claim to make
  * it sends nothing, and the transaction commits as usual.
  */
-export async function claimAndPlace(trx: Knex.Transaction, claims: ProviderClaim[], chosen: Placement[], tx: BegunTransaction): Promise<Set<string>> {
+export async function claimAndPlace(db: Knex, claims: ProviderClaim[], chosen: Placement[], tx: BegunTransaction): Promise<Set<string>> {
   if (claims.length === 0) return new Set();
   const want = claims.map((c) => ({ id: c.providerId, gen: c.generation, n: c.count }));
   const allocations = chosen.flatMap(({ inst, choice }) =>
@@ -58,12 +58,13 @@ export async function claimAndPlace(trx: Knex.Transaction, claims: ProviderClaim
   const jobs = await Promise.all(
     chosen.map(async ({ inst, choice, requestId, ports }) => {
       const attempt = inst.attempts + 1;
-      const payload = await spawnJob(trx, inst, requestId, attempt, ports);
+      const payload = await spawnJob(() => tx.knex(), inst, requestId, attempt, ports);
       return { provider_id: choice.providerId, queue: computeQueueName(choice.host), job_name: "spawn", job_id: `spawn-${inst.id}-${attempt}`, payload };
     }),
   );
   const events = chosen.map(({ inst, choice, requestId }) => ({ instance_id: inst.id, request_id: requestId, host: choice.host, provider_id: choice.providerId }));
-  const statement = trx.raw(
+  // Built on db (knex only writes the text); sent on the transaction's connection by commitWith.
+  const statement = db.raw(
     `WITH want AS (SELECT * FROM json_to_recordset(?::json) AS w(id uuid, gen bigint, n int)),
           locked AS (SELECT rp.id FROM resource_providers rp JOIN want w ON w.id = rp.id
                       WHERE rp.id = ANY(?::uuid[]) AND rp.generation = w.gen FOR UPDATE OF rp SKIP LOCKED),

@@ -6,7 +6,7 @@
 import type { Knex } from "knex";
 import type { WeigherMultipliers } from "../common/config.js";
 import { addFault, applyEvent, recordEvent } from "../common/db/instance-records.js";
-import { transactionBegunWith } from "../common/db/begun-with.js";
+import { transactionOnConnection } from "../common/db/begun-with.js";
 import { withRetry } from "../common/db/retry.js";
 import type { Logger } from "../common/logger.js";
 import type { FlavorSnapshot, ImageSnapshot } from "../common/messages.js";
@@ -18,7 +18,7 @@ import { BatchLedger, RoundDecisions, type BatchItem, type Choice } from "./batc
 import { LOCK_OPTIONS, lockQuery, type BatchSelection, type LockedBoot } from "./batch-lock.js";
 import { claimAndPlace } from "./batch-writes.js";
 import { claim } from "./claim.js";
-import type { FilterResult, RequestSpec } from "./filters/index.js";
+import type { FilterResult, RequestSpec, ServerGroupSpec } from "./filters/index.js";
 import { resourcesForFlavor, type HostState } from "./host-state.js";
 import { HostStateView } from "./host-state-view.js";
 import { portsFromRows, spawnJob } from "./spawn-spec.js";
@@ -181,7 +181,9 @@ function placeRound(deps: PlacementDeps, which: BatchSelection, lostBefore: Read
   // hands the CPU to the Postgres backend it wakes.
   let early: Promise<void> | null = view.refresh();
   early.catch(() => {}); // awaited below; this only keeps a failure before then from counting as unhandled
-  return withRetry(() => transactionBegunWith<LockedBoot, RoundResult>(deps.db, (trx) => lockQuery(trx, which), async (trx, insts, tx) => {
+  // No knex transaction unless a boot needs one (a group, a hint, a failure, a read for its
+  // spawn job): tx.knex() makes it on the transaction's connection (common/db/begun-with.ts).
+  return withRetry(() => transactionOnConnection<LockedBoot, RoundResult>(deps.db, (db) => lockQuery(db, which), async (insts, tx) => {
     const refreshed = early ?? view.refresh(); // a retried transaction refreshes again
     early = null;
     await refreshed;
@@ -192,9 +194,9 @@ function placeRound(deps: PlacementDeps, which: BatchSelection, lostBefore: Read
     if ("ids" in which) for (const id of which.ids) if (!outcomes.has(id) && !insts.some((i) => i.id === id)) outcomes.set(id, "skipped");
     if (waiting.length === 0) return done();
     const memberships = waiting.flatMap((i) => (i.group_id && i.group_policy ? [{ instance_id: i.id, group_id: i.group_id, policy: i.group_policy }] : []));
-    const groups = await loadServerGroupSpecs(trx, memberships);
+    const groups = memberships.length > 0 ? await loadServerGroupSpecs(await tx.knex(), memberships) : new Map<string, ServerGroupSpec>();
     const hinted = waiting.flatMap((i) => [...(i.scheduler_hints?.same_host ?? []), ...(i.scheduler_hints?.different_host ?? [])]);
-    const hintHosts = await hostsOfInstances(trx, [...new Set(hinted)]);
+    const hintHosts = hinted.length > 0 ? await hostsOfInstances(await tx.knex(), [...new Set(hinted)]) : new Map<string, string>();
     const ports = portsFromRows(waiting.flatMap((i) => i.port_rows ?? []));
     const upSinceMs = Date.now() - deps.serviceDownTimeSec * 1000;
     const hostsOf = (list: string[] | undefined) => (list ? list.flatMap((id) => hintHosts.get(id) ?? []) : null);
@@ -229,13 +231,13 @@ function placeRound(deps: PlacementDeps, which: BatchSelection, lostBefore: Read
         if (d.kind === "chosen") chosen.push(d.choice);
         else if (d.kind === "raced") outcomes.set(inst.id, "raced");
         else {
-          await failBuild(trx, inst, requestIdOf(inst.id), { message: NO_VALID_HOST, details: describeTrail(d.trail, d.considered), event: "schedule_instances" });
+          await failBuild(await tx.knex(), inst, requestIdOf(inst.id), { message: NO_VALID_HOST, details: describeTrail(d.trail, d.considered), event: "schedule_instances" });
           outcomes.set(inst.id, "no_valid_host");
         }
       }
       deps.onDecided?.(decidingMs, waiting.length);
       const wonNow = await claimAndPlace(
-        trx,
+        deps.db,
         ledger.endRound(),
         chosen.map((choice) => ({ inst: byId.get(choice.instanceId)!, choice, requestId: requestIdOf(choice.instanceId), ports: ports.get(choice.instanceId) ?? [] })),
         tx,

@@ -24,7 +24,7 @@ import type { InstanceWrite, OrphanNotice, ReportPlan, ReportedInstance } from "
  * cannot deadlock on them), not yet run: it is the batch's first statement and carries its
  * BEGIN (conductor.ts, common/db/begun-with.ts).
  */
-export function reportedInstancesLock(trx: Knex.Transaction, ids: readonly string[]): Knex.Raw {
+export function reportedInstancesLock(trx: Knex, ids: readonly string[]): Knex.Raw {
   return trx.raw(
     `SELECT id, seq, vm_state, task_state, power_state, host, attempts FROM instances
       WHERE id = ANY(?::uuid[]) ORDER BY id FOR UPDATE`,

@@ -34,18 +34,29 @@ export function sanitizeHostname(name: string, fallback = "server"): string {
 }
 
 /** The SSH key a server was booted with, from the key_pairs table (as Nova reads it at boot). */
-async function publicKeys(trx: Knex | Knex.Transaction, source: SpawnSource): Promise<{ name: string; type: string; data: string }[]> {
+/**
+ * Where a spawn job's few reads go: a knex instance or transaction, or a function that
+ * gives one when a read is needed (a placement makes its knex transaction only then:
+ * common/db/begun-with.ts transactionOnConnection).
+ */
+export type SpawnReader = Knex | Knex.Transaction | (() => Promise<Knex.Transaction>);
+
+async function readerOf(reader: SpawnReader): Promise<Knex | Knex.Transaction> {
+  return "raw" in reader ? reader : (reader as () => Promise<Knex.Transaction>)();
+}
+
+async function publicKeys(reader: SpawnReader, source: SpawnSource): Promise<{ name: string; type: string; data: string }[]> {
   if (!source.key_name) return [];
-  const row: { name: string; type: string; public_key: string } | undefined = await trx("key_pairs")
+  const row: { name: string; type: string; public_key: string } | undefined = await (await readerOf(reader))("key_pairs")
     .where({ user_id: source.user_id, name: source.key_name })
     .first("name", "type", "public_key");
   return row ? [{ name: row.name, type: row.type, data: row.public_key }] : [];
 }
 
 /** The image snapshot with its sha256 (older snapshots lack it: read it from the image record). */
-async function withImageHash(trx: Knex | Knex.Transaction, image: ImageSnapshot): Promise<ImageSnapshot> {
+async function withImageHash(reader: SpawnReader, image: ImageSnapshot): Promise<ImageSnapshot> {
   if (image.os_hash_value !== undefined) return image;
-  const row: { os_hash_algo: string | null; os_hash_value: string | null } | undefined = await trx("images")
+  const row: { os_hash_algo: string | null; os_hash_value: string | null } | undefined = await (await readerOf(reader))("images")
     .where({ id: image.id })
     .first("os_hash_algo", "os_hash_value");
   return { ...image, os_hash_value: row?.os_hash_algo === "sha256" ? row.os_hash_value : null };
@@ -110,7 +121,7 @@ export function portsFromRows(rows: readonly PortRow[]): Map<string, PortSpec[]>
 }
 
 export async function spawnJob(
-  trx: Knex | Knex.Transaction,
+  trx: SpawnReader,
   source: SpawnSource,
   requestId: string,
   attempt: number,
@@ -125,7 +136,7 @@ export async function spawnJob(
     name: source.name,
     flavor: source.flavor,
     image: await withImageHash(trx, source.image),
-    ports: ports ?? (await loadPorts(trx, source.id)),
+    ports: ports ?? (await loadPorts(await readerOf(trx), source.id)),
     metadata: source.metadata,
     config_drive: source.config_drive,
     user_data: source.user_data,

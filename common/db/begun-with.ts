@@ -68,6 +68,11 @@ export interface BegunTransaction {
    * run (Postgres skips the rest of a query after an error) and the transaction rolls back.
    */
   commitWith<R>(last: Knex.QueryBuilder | Knex.Raw): Promise<R[]>;
+  /**
+   * A knex transaction on the same connection, for statements sent through knex; made on
+   * first use (transactionOnConnection).
+   */
+  knex(): Promise<Knex.Transaction>;
 }
 
 export interface BegunWithOptions {
@@ -96,35 +101,109 @@ export interface BegunWithOptions {
  */
 export function transactionBegunWith<R, T>(
   db: Knex,
-  first: (trx: Knex.Transaction) => Knex.QueryBuilder | Knex.Raw,
+  first: (db: Knex) => Knex.QueryBuilder | Knex.Raw,
   rest: (trx: Knex.Transaction, rows: R[], tx: BegunTransaction) => Promise<T>,
   opts: BegunWithOptions = {},
 ): Promise<T> {
-  const container = async (trx: Knex.Transaction): Promise<T> => {
-    // The transaction's own connection (knex hands it to every statement of trx). Sent to
-    // node-postgres directly: through knex, every `?` of the text, literals included, would
-    // be taken for a placeholder.
-    const conn = (await trx.client.acquireConnection()) as pg.Client;
+  return transactionOnConnection<R, T>(db, first, async (rows, tx) => rest(await tx.knex(), rows, tx), opts);
+}
+
+/**
+ * transactionBegunWith without a knex transaction unless `rest` asks for one (tx.knex()):
+ * the statements go to one pooled connection through node-postgres, and COMMIT or ROLLBACK
+ * is sent here. A knex transaction costs about 25 KB of objects (a whole knex instance per
+ * transaction) and 0.27 ms of CPU here; made for every placement, they were 44 % of what
+ * survived young-generation collections in B4's scheduler process, and its collection
+ * pauses (6 to 11 ms) were what set B4's p99 (docs/scheduler.md).
+ */
+export async function transactionOnConnection<R, T>(
+  db: Knex,
+  first: (db: Knex) => Knex.QueryBuilder | Knex.Raw,
+  rest: (rows: R[], tx: BegunTransaction) => Promise<T>,
+  opts: BegunWithOptions = {},
+): Promise<T> {
+  const conn = (await db.client.acquireConnection()) as pg.Client;
+  const lazy = new LazyKnexTransaction(db, conn);
+  let committed = false;
+  try {
     const generic = opts.genericPlan === true && opts.prepare === true;
+    // Sent to node-postgres directly: through knex, every `?` of the text, literals
+    // included, would be taken for a placeholder.
     const parts = [
       "BEGIN",
       ...(opts.asyncCommit ? ["SET LOCAL synchronous_commit TO off"] : []),
       ...(generic ? [FORCE_GENERIC_PLAN] : []),
-      await simpleStatement(conn, first(trx), opts.prepare ?? false),
+      await simpleStatement(conn, first(db), opts.prepare ?? false),
     ];
     const firstAt = parts.length - 1;
     if (generic) parts.push("SET LOCAL plan_cache_mode TO DEFAULT");
-    const results = (await conn.query(parts.join("; "))) as unknown as pg.QueryResult[];
+    const begun = conn.query(parts.join("; ")) as unknown as Promise<pg.QueryResult[]>;
     const tx: BegunTransaction = {
       commitWith: async <L>(last: Knex.QueryBuilder | Knex.Raw) => {
         const ended = (await conn.query(`${await simpleStatement(conn, last, true)}; COMMIT`)) as unknown as pg.QueryResult[];
-        transaction.committedByStatement = true;
+        committed = true;
         return ended[0]!.rows as L[];
       },
+      knex: () => lazy.get(),
     };
-    return rest(trx, results[firstAt]!.rows as R[], tx);
-  };
-  // What db.transaction() passes (knex/lib/knex-builder/make-knex.js).
-  const transaction = new BegunByFirstStatement(db.client, container, { userParams: {}, doNotRejectOnRollback: true });
-  return transaction as unknown as Promise<T>;
+    const results = await begun;
+    const value = await rest(results[firstAt]!.rows as R[], tx);
+    if (lazy.made) await lazy.end(committed, value);
+    else if (!committed) await conn.query("COMMIT");
+    return value;
+  } catch (err) {
+    if (lazy.made) await lazy.end(committed, undefined, err);
+    else if (!committed) await conn.query("ROLLBACK").catch(() => {});
+    throw err;
+  } finally {
+    db.client.releaseConnection(conn);
+  }
+}
+
+/**
+ * knex's transaction over a connection this module has begun a transaction on: made on
+ * first use, its BEGIN left out, its end (COMMIT, or none after commitWith, or ROLLBACK)
+ * left to knex when end() is called.
+ */
+class LazyKnexTransaction {
+  private trx: Promise<Knex.Transaction> | null = null;
+  private transaction: BegunByFirstStatement | null = null;
+  private settle: { resolve(v: unknown): void; reject(e: unknown): void } | null = null;
+
+  constructor(
+    private readonly db: Knex,
+    private readonly conn: pg.Client,
+  ) {}
+
+  get made(): boolean {
+    return this.trx !== null;
+  }
+
+  get(): Promise<Knex.Transaction> {
+    return (this.trx ??= new Promise<Knex.Transaction>((resolve) => {
+      // What db.transaction() passes (knex/lib/knex-builder/make-knex.js), with the
+      // connection: knex then neither acquires nor releases one.
+      this.transaction = new BegunByFirstStatement(
+        this.db.client,
+        (trx) => {
+          resolve(trx);
+          return new Promise((done, failed) => (this.settle = { resolve: done, reject: failed }));
+        },
+        { userParams: {}, doNotRejectOnRollback: true, connection: this.conn },
+      );
+      // Its outcome is awaited in end(); this only keeps a rejection from counting as unhandled before then.
+      Promise.resolve(this.transaction).catch(() => {});
+    }));
+  }
+
+  /** Ends knex's transaction: COMMIT (none if already committed by a statement), or ROLLBACK after `error`. */
+  async end(committed: boolean, value: unknown, error?: unknown): Promise<void> {
+    await this.trx;
+    const transaction = this.transaction!;
+    transaction.committedByStatement = committed;
+    if (error === undefined) this.settle!.resolve(value);
+    else this.settle!.reject(error);
+    if (error === undefined) await transaction;
+    else await Promise.resolve(transaction).catch(() => {});
+  }
 }

@@ -5,7 +5,7 @@
  * rolls everything back, and the connection goes back to the pool clean.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { transactionBegunWith } from "../../common/db/begun-with.js";
+import { transactionBegunWith, transactionOnConnection } from "../../common/db/begun-with.js";
 import { createDb, type Db } from "../../common/db/knex.js";
 import { createTestDatabase, type TestDatabase } from "../support/services.js";
 
@@ -162,6 +162,47 @@ describe("commitWith", () => {
     });
     await expect(run).rejects.toMatchObject({ code: "22012" });
     expect([await noteOf(1), await noteOf(2)]).toEqual(before);
+    expect((await one.raw("SELECT pg_current_xact_id_if_assigned() IS NULL AS outside")).rows).toEqual([{ outside: true }]);
+  });
+});
+
+describe("transactionOnConnection", () => {
+  it("without knex: sends COMMIT (or nothing after commitWith), or ROLLBACK when rest throws, and leaves the connection clean", async () => {
+    const { sent, stop } = await recordQueries(one);
+    try {
+      await transactionOnConnection(one, (db) => db.raw("UPDATE begun SET note = 'u' WHERE id = 1 RETURNING id"), async () => "done");
+      const failed = transactionOnConnection(one, (db) => db.raw("UPDATE begun SET note = 'v' WHERE id = 1 RETURNING id"), async () => {
+        throw new Error("boom");
+      });
+      await expect(failed).rejects.toThrow("boom");
+      await transactionOnConnection(one, (db) => db.raw("UPDATE begun SET note = 'w' WHERE id = 2 RETURNING id"), async (_rows, tx) =>
+        tx.commitWith(one.raw("UPDATE begun SET note = 'w' WHERE id = 3 RETURNING id")),
+      );
+    } finally {
+      stop();
+    }
+    expect([await noteOf(1), await noteOf(2), await noteOf(3)]).toEqual(["u", "w", "w"]);
+    expect(sent.filter((q) => /^(COMMIT|ROLLBACK)/.test(q))).toEqual(["COMMIT", "ROLLBACK"]);
+    expect((await one.raw("SELECT pg_current_xact_id_if_assigned() IS NULL AS outside")).rows).toEqual([{ outside: true }]);
+  });
+
+  it("makes a knex transaction on the same connection when asked, in the same transaction, rolled back together", async () => {
+    const before = [await noteOf(1), await noteOf(2)];
+    const failed = transactionOnConnection(one, (db) => db.raw("UPDATE begun SET note = 'k' WHERE id = 1 RETURNING id"), async (_rows, tx) => {
+      const trx = await tx.knex();
+      expect(await tx.knex()).toBe(trx);
+      await trx("begun").where({ id: 2 }).update({ note: "k" });
+      // The knex statement sees the first statement's uncommitted write: one transaction.
+      expect((await trx("begun").where({ id: 1 }).first("note"))!.note).toBe("k");
+      throw new Error("after both");
+    });
+    await expect(failed).rejects.toThrow("after both");
+    expect([await noteOf(1), await noteOf(2)]).toEqual(before);
+    await transactionOnConnection(one, (db) => db.raw("UPDATE begun SET note = 'm' WHERE id = 1 RETURNING id"), async (_rows, tx) => {
+      await (await tx.knex())("begun").where({ id: 2 }).update({ note: "m" });
+      return tx.commitWith(one.raw("UPDATE begun SET note = 'm' WHERE id = 3 RETURNING id"));
+    });
+    expect([await noteOf(1), await noteOf(2), await noteOf(3)]).toEqual(["m", "m", "m"]);
     expect((await one.raw("SELECT pg_current_xact_id_if_assigned() IS NULL AS outside")).rows).toEqual([{ outside: true }]);
   });
 });
