@@ -230,6 +230,11 @@ export class RoundDecisions {
   /** Every passing host is a candidate: the standing pass's own ranking is the answer. */
   private decideOnStanding(pass: StandingPass, item: BatchItem): Decision {
     const ranked = pass.best(this.opts.maxAttempts);
+    if (ranked.length === 0) {
+      // Loaded with a passing host in this same call, so not expected; decide() says why.
+      this.key = null;
+      return decide(this.view, this.ledger, item, this.opts);
+    }
     const best = pass.rows.hosts[ranked[0]!]!;
     this.overlay.push([ranked[0]!, this.ledger.take(best, item.spec.resources)]);
     return chosen(item, best, ranked.slice(1).map((r) => pass.rows.hosts[r]!));
