@@ -160,13 +160,15 @@ function chosen(item: BatchItem, best: HostState, alternates: readonly HostState
  * host: filters and weighers look at one host at a time, so after a decision only the
  * host it took resources on can change its verdict or its values, and only that host is
  * filtered and weighed again. The choices are exactly decide()'s. With the view's standing
- * passes (scheduler/standing-pass.ts) even a lone boot starts from a pass, a copy of the
- * standing one with the batch's own copies of hosts put in; without them the first boot
- * of a run is decided alone, as a lone boot is (the shared pass keeps every host's weigher
- * values, more than one decision needs), and the second builds the pass. A pass leaves out
- * the heartbeat's age, checked at each decision. A request in a server group is decided
- * alone (each member's choice changes the group's hosts for the next). Made afresh each
- * round: a lost claim changes the view between rounds.
+ * passes (scheduler/standing-pass.ts) even a lone boot starts from a pass: it reads the
+ * standing one as it is while every passing host is a candidate, and the round copies it,
+ * with the batch's own copies of hosts put in, once the batch has taken from a host or a
+ * host is not open to it. Without them the first boot of a run is decided alone, as a lone
+ * boot is (the shared pass keeps every host's weigher values, more than one decision
+ * needs), and the second builds the pass. The standing pass applies the heartbeat cut-off
+ * itself; a round's own pass leaves it out, and each decision checks it. A request in a
+ * server group is decided alone (each member's choice changes the group's hosts for the
+ * next). Made afresh each round: a lost claim changes the view between rounds.
  */
 export class RoundDecisions {
   /** The request the shared pass was made for (null: none, or out of date). */
