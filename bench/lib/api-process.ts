@@ -89,7 +89,12 @@ export async function startApiProcess(opts: ApiProcessOptions): Promise<ApiProce
   // The child writes its log straight to the file: no piping through this (measuring) process.
   const logFd = openSync(logFile, "a");
   const compiled = (opts.runtime ?? "compiled") === "compiled";
-  const nodeArgs = [...(opts.nodeArgs ?? (compiled ? API_NODE_OPTIONS : [])), ...(opts.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfileDir}`] : [])];
+  const nodeArgs = [
+    ...(opts.nodeArgs ?? (compiled ? API_NODE_OPTIONS : [])),
+    ...(opts.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfileDir}`] : []),
+    // As bench/stack.ts: /tmp/perf-<pid>.map for perf record -p <pid>.
+    ...(process.env.BENCH_PERF_MAP ? ["--perf-basic-prof-only-functions"] : []),
+  ];
   const entry = compiled ? [compiledPath(await buildCompiled(), "api/server.ts")] : ["--import", "tsx", path.join(repoRoot, "api/server.ts")];
   const proc = spawn(process.execPath, [...nodeArgs, ...entry], {
     env: {
