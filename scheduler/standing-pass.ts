@@ -144,7 +144,8 @@ export class StandingPasses {
     let pass = this.entries.get(key);
     this.entries.delete(key);
     const changed = pass && pass.list === list && sameWeighers(pass.rows.weighers, weighers) ? this.changes.since(pass.position) : null;
-    if (!pass || changed === null) pass = new StandingPass(list, spec, weighers, this.rowIndexOf(list), this.changes.position);
+    // A kind not asked for in a long while may be further behind than a new pass costs.
+    if (!pass || changed === null || changed.length > list.length) pass = new StandingPass(list, spec, weighers, this.rowIndexOf(list), this.changes.position);
     else {
       for (const providerId of new Set(changed)) {
         const row = pass.rowOf(providerId);
