@@ -9,7 +9,7 @@ import pg from "pg";
 import type { Knex } from "knex";
 import { nonNegative } from "./config.js";
 import type { Db } from "./db/knex.js";
-import { transactionBegunWith } from "./db/begun-with.js";
+import { transactionOnConnection } from "./db/begun-with.js";
 import { prepared } from "./db/prepared.js";
 import type { Logger } from "./logger.js";
 import type { QueueSet } from "./queues.js";
@@ -170,8 +170,9 @@ export class OutboxRelay {
     // in a crash of Postgres publishes its rows again, under the same job ids, as a relay
     // that dies between publishing and COMMIT always could (BullMQ adds no job whose id it
     // still holds, and every handler is idempotent). Each placement's spawn job is one relay
-    // cycle, and its flush queued with the placements' own on this disk.
-    const count = await transactionBegunWith<Row, number>(db, (trx) =>
+    // cycle, and its flush queued with the placements' own on this disk. No knex statement
+    // follows, so no knex transaction is made (transactionOnConnection).
+    const count = await transactionOnConnection<Row, number>(db, (trx) =>
       // Taken and marked in one statement; the marks commit only if publishing succeeded
       // (a failure rolls them back), and the rows stay locked until then. `= ANY(ARRAY(…))`,
       // not `IN (…)`: as a semi-join the planner scanned the whole outbox, every published
@@ -187,7 +188,7 @@ export class OutboxRelay {
           RETURNING id, queue, job_name, job_id, payload`,
         [batch],
       ),
-    async (_trx, rows) => {
+    async (rows) => {
       if (rows.length === 0) return 0;
       rows.sort((a, b) => a.id - b.id); // RETURNING has no order of its own
       await withTimeout(queues.addToQueues(rows.map((r) => ({ queue: r.queue, name: r.job_name, jobId: r.job_id, data: r.payload }))), timeoutMs);

@@ -201,9 +201,12 @@ class LazyKnexTransaction {
     await this.trx;
     const transaction = this.transaction!;
     transaction.committedByStatement = committed;
-    if (error === undefined) this.settle!.resolve(value);
-    else this.settle!.reject(error);
-    if (error === undefined) await transaction;
-    else await Promise.resolve(transaction).catch(() => {});
+    if (error === undefined) {
+      this.settle!.resolve(value);
+      await transaction;
+    } else {
+      this.settle!.reject(error);
+      await Promise.resolve(transaction).catch(() => {}); // the caller rethrows `error` itself
+    }
   }
 }
