@@ -18,6 +18,7 @@ import { renderRows, renderServer } from "../servers/render.js";
 import { afterMarkerSql, orderBySql, parseSort } from "../servers/sort.js";
 import { conditionsForStatus } from "../servers/status-filter.js";
 import { can } from "../policy.js";
+import { plainJson } from "../plain-json.js";
 
 const Params = Type.Object({ id: Type.String() });
 
@@ -172,6 +173,7 @@ export const serverRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, c
   app.get(
     "/v2.1/servers/detail",
     {
+      serializerCompiler: plainJson,
       schema: {
         summary: "List servers with details",
         tags: ["servers"],
@@ -189,6 +191,7 @@ export const serverRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, c
   app.get(
     "/v2.1/servers/:id",
     {
+      serializerCompiler: plainJson,
       schema: { summary: "Show a server", tags: ["servers"], params: Params, response: { 200: Type.Object({ server: Server }), ...errors(404) } },
     },
     async (req) => {

@@ -172,6 +172,10 @@ export function serverView(row: ServerRow, opts: ViewOptions) {
     "OS-EXT-STS:task_state": row.task_state,
     "OS-EXT-STS:vm_state": row.vm_state,
     "OS-EXT-STS:power_state": row.power_state,
+    // The schema's required properties first, then its optional ones, each in the schema's
+    // order: the order fast-json-stringify writes them in, kept now that the server routes
+    // send this object with JSON.stringify (api/plain-json.ts).
+    "os-extended-volumes:volumes_attached": [],
     ...(opts.isAdmin
       ? {
           "OS-EXT-SRV-ATTR:host": row.host,
@@ -180,7 +184,6 @@ export function serverView(row: ServerRow, opts: ViewOptions) {
           ...(opts.hostStatus !== undefined ? { host_status: opts.hostStatus } : {}),
         }
       : {}),
-    "os-extended-volumes:volumes_attached": [],
     ...(opts.addresses.length > 0 ? { security_groups: [{ name: "default" }] } : {}),
     ...(showFault && opts.fault
       ? {
