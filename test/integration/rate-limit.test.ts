@@ -127,6 +127,42 @@ describe("the store far from a limit (api/rate-limit-store.ts)", () => {
     expect(await redis.get(`${nameSpace}store-far`)).toBe("40");
   });
 
+  it("sends the hits it decided here to Redis together, within its flush interval, and before a hit that must wait", async () => {
+    const client = new Redis(TEST_REDIS_URL);
+    try {
+      const store = new RedisRateLimiter(client, `${nameSpace}store-`, 1000, 60_000, 40); // margin 100
+      const calls: (string | number)[][] = [];
+      const counting = client as Redis & { cirrusRateLimitCount: (...args: (string | number)[]) => Promise<unknown> };
+      const original = counting.cirrusRateLimitCount.bind(client);
+      counting.cirrusRateLimitCount = (...args) => {
+        calls.push(args);
+        return original(...args);
+      };
+      expect((await hit(store, "flush")).atOnce).toBe(false);
+      const atOnce = [];
+      for (let i = 0; i < 30; i++) atOnce.push(await hit(store, "flush"));
+      expect(atOnce.every((a) => a.atOnce)).toBe(true);
+      expect(calls).toHaveLength(1);
+      for (let i = 0; (await redis.get(`${nameSpace}store-flush`)) !== "31"; i++) {
+        expect(i).toBeLessThan(100);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      // The 30 went as one count of 30 in one call.
+      expect(calls).toHaveLength(2);
+      expect(calls[1]!.slice(-1)).toEqual([30]);
+
+      // Near the limit a hit waits, and the key's hits decided here before it are counted first.
+      const near = new RedisRateLimiter(client, `${nameSpace}store-`, 100, 60_000, 60_000); // margin 64: hits up to 36 here
+      expect((await hit(near, "near")).atOnce).toBe(false);
+      for (let i = 0; i < 35; i++) expect((await hit(near, "near")).atOnce).toBe(true);
+      const waited = await hit(near, "near");
+      expect(waited).toEqual({ count: expect.objectContaining({ current: 37 }), atOnce: false });
+      expect(await redis.get(`${nameSpace}store-near`)).toBe("37");
+    } finally {
+      client.disconnect();
+    }
+  });
+
   it("two API processes on one key allow exactly max hits between them while fewer hits than the margin go unseen", async () => {
     const other = new Redis(TEST_REDIS_URL);
     try {
