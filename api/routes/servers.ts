@@ -119,7 +119,6 @@ export const serverRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, c
   app.post(
     "/v2.1/servers",
     {
-      serializerCompiler: plainJson,
       schema: {
         summary: "Create (boot) a server",
         description: "Accepted at once (202); poll GET /servers/{id} until status is ACTIVE or ERROR.",
