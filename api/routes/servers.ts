@@ -153,6 +153,7 @@ export const serverRoutes: FastifyPluginAsync<RouteDeps> = async (plain, { db, c
   app.get(
     "/v2.1/servers",
     {
+      serializerCompiler: plainJson,
       schema: {
         summary: "List servers",
         tags: ["servers"],

@@ -3,7 +3,7 @@
  * serialiser Fastify compiles from the response schema. This holds the two together: for
  * servers in every state a view takes (building, active on a host, in ERROR with a fault,
  * with and without addresses, a key, a config drive, metadata), as an admin and as a
- * member, each body the show and detail routes send is exactly what fast-json-stringify
+ * member, each body the show, detail and list routes send is exactly what fast-json-stringify
  * makes of it with the route's schema (no property the schema lacks, none in another type
  * or order).
  */
@@ -12,7 +12,7 @@ import request from "supertest";
 import { Type, type TSchema } from "typebox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Links } from "../../api/schemas/common.js";
-import { Server } from "../../api/schemas/server.js";
+import { Server, ServerSummary } from "../../api/schemas/server.js";
 import { as, createAuthApp, type AuthApp } from "./auth-support.js";
 
 let t: AuthApp;
@@ -21,6 +21,7 @@ const ids: string[] = [];
 const compile = (schema: TSchema) => build(JSON.parse(JSON.stringify(schema)) as never);
 const detailPage = compile(Type.Object({ servers: Type.Array(Server), servers_links: Type.Optional(Links) }));
 const showOne = compile(Type.Object({ server: Server }));
+const summaryPage = compile(Type.Object({ servers: Type.Array(ServerSummary), servers_links: Type.Optional(Links) }));
 
 beforeAll(async () => {
   t = await createAuthApp({ enforceQuotas: false });
@@ -76,6 +77,13 @@ describe("server views sent as JSON.stringify makes them", () => {
       const paged = await get(`/v2.1/servers/detail?limit=2${persona === "admin" ? "&all_tenants=1" : ""}`);
       expect(paged.body.servers_links).toHaveLength(1);
       expect(paged.text).toBe(detailPage(JSON.parse(paged.text)));
+      // The summary list, whole and paged.
+      for (const query of ["", "?limit=2"]) {
+        const summary = await get(`/v2.1/servers${query}${persona === "admin" ? `${query ? "&" : "?"}all_tenants=1` : ""}`);
+        expect(summary.status).toBe(200);
+        expect(summary.body.servers.length).toBe(query ? 2 : 3);
+        expect(summary.text).toBe(summaryPage(JSON.parse(summary.text)));
+      }
     });
   }
 
