@@ -15,7 +15,7 @@
  * that count at least `localMargin(max)` below the limit is allowed at once. Such hits
  * reach Redis together, per key one count, at most `flushMs` (25 ms) later: under B1's load
  * each of them had cost a share of a Redis call of its own (one call per four boots, about
- * 5 % of the API's main thread, perf, 28 November). Within the margin every hit waits for
+ * 5 % of the API's main thread, perf, 27 November). Within the margin every hit waits for
  * its count from Redis, and takes the key's deferred hits with it, so a key is refused at
  * exactly its (max + 1)-th hit as long as the other API processes' hits not yet seen here
  * stay under the margin (up to `flushMs` and one Redis round trip of them). A key this

@@ -172,7 +172,7 @@ export class OutboxRelay {
     // still holds, and every handler is idempotent). Each placement's spawn job is one relay
     // cycle, and its flush queued with the placements' own on this disk. No knex statement
     // follows, so no knex transaction is made (transactionOnConnection).
-    const count = await transactionOnConnection<Row, number>(db, (trx) =>
+    const count = await transactionOnConnection<Row, number>(db, (q) =>
       // Taken and marked in one statement; the marks commit only if publishing succeeded
       // (a failure rolls them back), and the rows stay locked until then. `= ANY(ARRAY(…))`,
       // not `IN (…)`: as a semi-join the planner scanned the whole outbox, every published
@@ -182,7 +182,7 @@ export class OutboxRelay {
       // deployment, every bench) planned a sequential scan and kept it while the table grew,
       // until autovacuum's next analyze: in B4, 730 scans of the whole outbox every 5 s, 4,700
       // rows each, a third of Postgres' CPU. Planned now, the plan sees the table's current size.
-      trx.raw(
+      q.raw(
         `UPDATE outbox SET published_at = now()
           WHERE id = ANY(ARRAY(SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED))
           RETURNING id, queue, job_name, job_id, payload`,

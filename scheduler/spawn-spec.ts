@@ -33,7 +33,6 @@ export function sanitizeHostname(name: string, fallback = "server"): string {
   return h === "" ? fallback : h;
 }
 
-/** The SSH key a server was booted with, from the key_pairs table (as Nova reads it at boot). */
 /**
  * Where a spawn job's few reads go: a knex instance or transaction, or a function that
  * gives one when a read is needed (a placement makes its knex transaction only then:
@@ -45,6 +44,7 @@ async function readerOf(reader: SpawnReader): Promise<Knex | Knex.Transaction> {
   return "raw" in reader ? reader : (reader as () => Promise<Knex.Transaction>)();
 }
 
+/** The SSH key a server was booted with, from the key_pairs table (as Nova reads it at boot). */
 async function publicKeys(reader: SpawnReader, source: SpawnSource): Promise<{ name: string; type: string; data: string }[]> {
   if (!source.key_name) return [];
   const row: { name: string; type: string; public_key: string } | undefined = await (await readerOf(reader))("key_pairs")
@@ -121,7 +121,7 @@ export function portsFromRows(rows: readonly PortRow[]): Map<string, PortSpec[]>
 }
 
 export async function spawnJob(
-  trx: SpawnReader,
+  reader: SpawnReader,
   source: SpawnSource,
   requestId: string,
   attempt: number,
@@ -135,8 +135,8 @@ export async function spawnJob(
     user_id: source.user_id,
     name: source.name,
     flavor: source.flavor,
-    image: await withImageHash(trx, source.image),
-    ports: ports ?? (await loadPorts(await readerOf(trx), source.id)),
+    image: await withImageHash(reader, source.image),
+    ports: ports ?? (await loadPorts(await readerOf(reader), source.id)),
     metadata: source.metadata,
     config_drive: source.config_drive,
     user_data: source.user_data,
@@ -144,7 +144,7 @@ export async function spawnJob(
     availability_zone: source.availability_zone ?? null,
     launch_index: source.launch_index ?? 0,
     key_name: source.key_name ?? null,
-    public_keys: await publicKeys(trx, source),
+    public_keys: await publicKeys(reader, source),
   };
   return { kind: "spawn", request_id: requestId, attempt, spec };
 }
